@@ -1,0 +1,49 @@
+# Every target sets up what it needs: a fresh clone only needs python3 (3.10+), java (17+) and npm.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export DYNAMODB_LOCAL_DIR ?= $(CURDIR)/.cache/dynamodb-local
+DDB_JAR := $(DYNAMODB_LOCAL_DIR)/DynamoDBLocal.jar
+PYTEST_ARGS ?=
+
+.PHONY: install dynamodb-local test unit integration lint docs demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# DynamoDB Local (the official AWS emulator) ships in the npm package amplify-dynamodb-simulator.
+dynamodb-local: $(DDB_JAR)
+
+$(DDB_JAR): | $(VENV)/.installed
+	$(PY) -m model_runner.testing.dynamodb_local fetch --dest $(DYNAMODB_LOCAL_DIR)
+
+test: install dynamodb-local
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: install dynamodb-local
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check model_runner tests benchmarks
+	$(VENV)/bin/ruff format --check model_runner tests benchmarks
+	$(VENV)/bin/mypy
+
+docs: install
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+demo: install dynamodb-local
+	$(PY) -m model_runner.database demo $(DEMO_ARGS)
+
+bench: install dynamodb-local
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .cache docs/_build docs/autoapi benchmarks/results .pytest_cache .mypy_cache .ruff_cache
