@@ -1,0 +1,157 @@
+"""Attribute types for the models: numbers that accept what callers have, expiry in plain epoch seconds.
+
+PynamoDB's NumberAttribute refuses ``Decimal`` (what boto3 hands out) and its TTLAttribute reads back as a
+``datetime``; the classic API stores and returns expiry as an int of epoch seconds. These attributes keep the
+classic Python types while staying ordinary PynamoDB attributes (TTL is still found by ``create_table``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Optional, Union
+
+from pynamodb.attributes import ListAttribute, NumberAttribute, TTLAttribute
+
+Number = Union[int, float]
+
+
+def to_native_number(value: Any) -> Number:
+    """Return an int or float for a number given as int, float, Decimal or numeric string.
+
+    :param value: Any = the number
+    :return: Union[int, float] = an int when the value is whole, else a float
+    :raises TypeError: when the value is not a number (bool included)
+    :raises ValueError: when the value is NaN or infinite (DynamoDB cannot store them)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise TypeError(f"expected a number, got {type(value).__name__}: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"DynamoDB cannot store the number {value}")
+        return int(value) if value == value.to_integral_value() else float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"DynamoDB cannot store the number {value}")
+    return value
+
+
+def to_native(data: Any) -> Any:
+    """Convert Decimals anywhere inside lists, tuples and dicts to int or float.
+
+    :param data: Any = the data to convert
+    :return: Any = the same structure with native numbers (tuples become lists)
+    """
+    if isinstance(data, Decimal):
+        return to_native_number(data)
+    if isinstance(data, dict):
+        return {key: to_native(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [to_native(value) for value in data]
+    return data
+
+
+class IntegerAttribute(NumberAttribute):
+    """A number attribute holding an int; accepts int, whole float and Decimal."""
+
+    def serialize(self, value: Any) -> str:
+        """Encode an integer for DynamoDB.
+
+        :param value: Any = the number
+        :return: str = its DynamoDB number string
+        :raises ValueError: when it is not whole
+        """
+        number = to_native_number(value)
+        if isinstance(number, float):
+            if not number.is_integer():
+                raise ValueError(f"{self.attr_name}: expected a whole number, got {value!r}")
+            number = int(number)
+        return str(number)
+
+    def deserialize(self, value: str) -> int:
+        """Decode an integer stored by DynamoDB.
+
+        :param value: str = the DynamoDB number string
+        :return: int = the number
+        """
+        return int(Decimal(value))
+
+
+class FloatAttribute(NumberAttribute):
+    """A number attribute holding an int or a float; accepts Decimal; refuses NaN and infinity."""
+
+    def serialize(self, value: Any) -> str:
+        """Encode a number for DynamoDB.
+
+        :param value: Any = the number
+        :return: str = its DynamoDB number string
+        """
+        return repr(to_native_number(value)) if not isinstance(value, int) else str(value)
+
+    def deserialize(self, value: str) -> Number:
+        """Decode a number stored by DynamoDB.
+
+        :param value: str = the DynamoDB number string
+        :return: Union[int, float] = the number
+        """
+        return to_native_number(Decimal(value))
+
+
+class NativeListAttribute(ListAttribute[Any]):
+    """An untyped list attribute (lists of lists, maps, numbers, strings, None) that accepts Decimals and tuples."""
+
+    def serialize(self, values: Any, *, null_check: bool = True) -> Any:
+        """Encode a list, converting Decimals and tuples first.
+
+        :param values: Any = the list
+        :param null_check: bool = passed to PynamoDB
+        :return: Any = the DynamoDB list value
+        """
+        return super().serialize(to_native(values), null_check=null_check)
+
+
+class EpochSecondsTTLAttribute(TTLAttribute):
+    """The expiry attribute: an int of epoch seconds in Python, a DynamoDB number, and the table's TTL attribute.
+
+    Accepts an int/float/Decimal of epoch seconds, a timezone-aware datetime, or a timedelta from now.
+    """
+
+    @staticmethod
+    def _to_epoch(value: Any) -> Optional[int]:
+        if value is None:
+            return None
+        if isinstance(value, timedelta):
+            return int(time.time() + value.total_seconds())
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError("expire_time: a datetime must be timezone-aware")
+            return int(value.timestamp())
+        return int(to_native_number(value))
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        """Store the value as int epoch seconds.
+
+        :param instance: Any = the model instance
+        :param value: Any = epoch seconds, datetime or timedelta
+        """
+        super(TTLAttribute, self).__set__(instance, self._to_epoch(value))
+
+    def serialize(self, value: Any) -> Optional[str]:
+        """Encode the expiry as a DynamoDB number of epoch seconds.
+
+        :param value: Any = epoch seconds, datetime or timedelta
+        :return: Optional[str] = the DynamoDB number string
+        """
+        epoch = self._to_epoch(value)
+        return None if epoch is None else str(epoch)
+
+    def deserialize(self, value: str) -> int:  # type: ignore[override]
+        """Decode the expiry.
+
+        :param value: str = the DynamoDB number string
+        :return: int = epoch seconds
+        """
+        return int(Decimal(value))

@@ -1,0 +1,145 @@
+"""Bind a model to a table name, endpoint and region at run time.
+
+The models in the table modules name no table: the name comes from the repository's constructor or from the
+environment of the deployment, read when the repository is created. :func:`bind_model` returns a subclass of the model
+whose ``Meta`` (a subclass of the parent's ``Meta``) carries the table, endpoint and region. Bound classes are cached
+per (model, settings), so binding the same table twice gives the same class and the same connection; the botocore
+client is built under a lock when the class is made, so threads that share it never race to build their own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple, Type, TypeVar
+
+from pynamodb.models import Model
+
+from .exceptions import ConfigurationError
+
+M = TypeVar("M", bound=Model)
+
+#: Connections per bound model: at least as many as the worker threads that share it.
+DEFAULT_POOL_SIZE = 64
+
+
+def _env(*names: str) -> Optional[str]:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """Where a table lives and how to talk to it.
+
+    :param table_name: str = the DynamoDB table name
+    :param host: Optional[str] = the endpoint URL (DynamoDB Local, a VPC endpoint); None for the AWS default
+    :param region: Optional[str] = the AWS region; None for botocore's default chain
+    :param max_pool_connections: int = HTTP connections the client keeps; at least the number of worker threads
+    :param connect_timeout_seconds: float = connect timeout of one request
+    :param read_timeout_seconds: float = read timeout of one request
+    :param expire_days: int = days an item is kept before DynamoDB's TTL removes it
+    """
+
+    table_name: str
+    host: Optional[str] = None
+    region: Optional[str] = None
+    max_pool_connections: int = DEFAULT_POOL_SIZE
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 15.0
+    expire_days: int = 7
+
+    @classmethod
+    def resolve(
+        cls,
+        table_name: Optional[str],
+        env_var: str,
+        host: Optional[str] = None,
+        region: Optional[str] = None,
+        **options: Any,
+    ) -> "TableSettings":
+        """Build settings from explicit values, falling back to the environment now (never at import).
+
+        The table name falls back to ``env_var`` (JOB_TABLE, REGION_REQUEST_TABLE, ENDPOINT_TABLE, FEATURE_TABLE);
+        the region to AWS_REGION, then AWS_DEFAULT_REGION; the endpoint to AWS_ENDPOINT_URL_DYNAMODB, then
+        AWS_ENDPOINT_URL.
+
+        :param table_name: Optional[str] = the table name, or None to read ``env_var``
+        :param env_var: str = the variable holding the table name of the classic deployment
+        :param host: Optional[str] = the endpoint URL, or None to read the environment
+        :param region: Optional[str] = the region, or None to read the environment
+        :param options: Any = further fields of TableSettings (max_pool_connections, timeouts, expire_days)
+        :return: TableSettings = the settings
+        :raises ConfigurationError: when no table name is given and ``env_var`` is not set
+        """
+        name = table_name or _env(env_var)
+        if not name:
+            raise ConfigurationError(f"no table name given and {env_var} is not set")
+        if not isinstance(name, str) or not 3 <= len(name) <= 255:
+            raise ConfigurationError(f"invalid table name {name!r}: 3 to 255 characters")
+        return cls(
+            table_name=name,
+            host=host or _env("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"),
+            region=region or _env("AWS_REGION", "AWS_DEFAULT_REGION"),
+            **options,
+        )
+
+
+_lock = threading.Lock()
+_bound: Dict[Tuple[type, TableSettings], type] = {}
+
+
+def bind_model(model: Type[M], settings: TableSettings) -> Type[M]:
+    """Return the subclass of ``model`` bound to a table, cached per (model, settings).
+
+    The bound class's ``Meta`` subclasses ``model.Meta``; botocore retries are off (the repositories retry with
+    :mod:`model_runner.database.retry`), and the client is built before the class is handed out.
+
+    :param model: Type[M] = a model of the table modules (JobItem, RegionRequestItem, ...)
+    :param settings: TableSettings = table name, endpoint, region and pool size
+    :return: Type[M] = the bound model class
+    """
+    key = (model, settings)
+    bound = _bound.get(key)
+    if bound is not None:
+        return bound  # type: ignore[return-value]
+    with _lock:
+        bound = _bound.get(key)
+        if bound is None:
+            parent_meta = getattr(model, "Meta", object)
+            meta = type(
+                "Meta",
+                (parent_meta,),
+                {
+                    "table_name": settings.table_name,
+                    "host": settings.host,
+                    "region": settings.region,
+                    "max_pool_connections": settings.max_pool_connections,
+                    "connect_timeout_seconds": settings.connect_timeout_seconds,
+                    "read_timeout_seconds": settings.read_timeout_seconds,
+                    "max_retry_attempts": 0,
+                },
+            )
+            bound = type(model.__name__, (model,), {"Meta": meta, "__module__": model.__module__})
+            bound.__qualname__ = f"{model.__qualname__}[{settings.table_name}]"
+            # Build the botocore client now, under the lock: a cold start from many threads would build many.
+            bound._get_connection().connection.client  # type: ignore[attr-defined]  # noqa: B018
+            _bound[key] = bound
+    return bound  # type: ignore[return-value]
+
+
+def bound_settings(model: Type[Model]) -> TableSettings:
+    """Return the settings a bound model class was made with.
+
+    :param model: Type[Model] = a class returned by :func:`bind_model`
+    :return: TableSettings = its settings
+    :raises ConfigurationError: when the class is not bound
+    """
+    for (_, settings), bound in _bound.items():
+        if bound is model:
+            return settings
+    raise ConfigurationError(f"{model.__name__} is not bound to a table")

@@ -1,0 +1,586 @@
+"""DDBKey, DDBItem and DDBHelper: the base of every table's model and repository.
+
+DDBItem is the base PynamoDB model of the table modules; DDBHelper is the base repository, bound at run time to a
+table name (see :mod:`model_runner.database.binding`). DDBHelper keeps the classic dictionary-based API (get, put,
+update, delete, query, batch write) on top of the bound model; the table repositories use the model directly, with
+PynamoDB's update actions and conditions.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
+
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.models import Model
+
+from .attributes import to_native
+from .binding import TableSettings, bind_model
+from .exceptions import (
+    DatabaseError,
+    DDBBatchWriteException,
+    DDBException,
+    DDBUpdateException,
+    describe,
+    error_code,
+)
+from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry, is_retryable
+
+T = TypeVar("T")
+E = TypeVar("E", bound=DatabaseError)
+
+#: DynamoDB's limit of items in one BatchWriteItem request.
+BATCH_SIZE = 25
+
+
+@dataclass
+class DDBKey:
+    """The key of one item: hash key name and value, and the range key name and value when the table has one.
+
+    :param hash_key: str = name of the partition key
+    :param hash_value: str = value of the partition key
+    :param range_key: Optional[str] = name of the sort key
+    :param range_value: Optional[str] = value of the sort key
+    """
+
+    hash_key: str
+    hash_value: str
+    range_key: Optional[str] = None
+    range_value: Optional[str] = None
+
+
+class DDBItem(Model):
+    """Base model of the tables. Subclasses declare attributes and keys; the table name is bound at run time."""
+
+    @property
+    def ddb_key(self) -> DDBKey:
+        """The key of this item.
+
+        :return: DDBKey = hash (and range) key names and values
+        """
+        cls = type(self)
+        hash_name = cls._hash_keyname
+        range_name = cls._range_keyname
+        if hash_name is None:
+            raise TypeError(f"{cls.__name__} declares no hash key")
+        return DDBKey(
+            hash_key=cls.get_attributes()[hash_name].attr_name,
+            hash_value=getattr(self, hash_name),
+            range_key=cls.get_attributes()[range_name].attr_name if range_name else None,
+            range_value=getattr(self, range_name) if range_name else None,
+        )
+
+    def to_put(self) -> Dict[str, Any]:
+        """Return the attributes that are set, by Python name, with native numbers.
+
+        :return: Dict[str, Any] = attribute name to value, None values left out
+        """
+        return {name: to_native(value) for name, value in self.attribute_values.items() if value is not None}
+
+    def to_update(self) -> Dict[str, Any]:
+        """Return the attributes that are set, without the keys: what an update of this item writes.
+
+        :return: Dict[str, Any] = attribute name to value, keys and None values left out
+        """
+        keys = {type(self)._hash_keyname, type(self)._range_keyname}
+        return {name: value for name, value in self.to_put().items() if name not in keys}
+
+    def key_values(self) -> Tuple[Any, Optional[Any]]:
+        """Return the hash and range key values of this item.
+
+        :return: Tuple[Any, Optional[Any]] = (hash value, range value or None)
+        """
+        cls = type(self)
+        range_name = cls._range_keyname
+        return getattr(self, cls._hash_keyname), (getattr(self, range_name) if range_name else None)
+
+
+ItemT = TypeVar("ItemT", bound=DDBItem)
+
+_LEGACY_KEYWORDS = frozenset({"SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN"})
+_LEGACY_NAME = re.compile(r"(?<![#:\w])([A-Za-z_][A-Za-z0-9_]*)(?!\s*\()")
+
+
+class DDBHelper:
+    """DDBHelper is a class meant to help OSML with accessing and interacting with DynamoDB tables.
+
+    It binds ``item_class`` to the table at construction (no request is made) and offers the classic
+    dictionary-based operations. Every failure raises a typed exception of :mod:`model_runner.database.exceptions`
+    chained from its cause, and transient failures are retried with :mod:`model_runner.database.retry`.
+
+    :param table_name: Optional[str] = the table; when None, the variable ``table_env_var`` of the class is read now
+    :param item_class: Optional[Type[DDBItem]] = the model of the table (subclasses set it as a class attribute)
+    :param host: Optional[str] = endpoint URL; when None, AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL
+    :param region: Optional[str] = region; when None, AWS_REGION or AWS_DEFAULT_REGION
+    :param max_pool_connections: Optional[int] = HTTP connections shared by the threads using this table
+    :param retry_policy: Optional[RetryPolicy] = retries of transient failures
+    :param expire_days: Optional[int] = days before items expire (TTL); 7 when None
+
+    Attributes:
+        table_name (str): The name of the DynamoDB table to interact with.
+        model (Type[DDBItem]): The model class bound to the table.
+        table (Type[DDBItem]): The same bound model class (the classic API's table handle).
+        client (botocore client): The DynamoDB client the bound model uses.
+    """
+
+    item_class: ClassVar[Optional[Type[DDBItem]]] = None
+    table_env_var: ClassVar[str] = "DDB_TABLE"
+
+    def __init__(
+        self,
+        table_name: Optional[str] = None,
+        *,
+        item_class: Optional[Type[DDBItem]] = None,
+        host: Optional[str] = None,
+        region: Optional[str] = None,
+        max_pool_connections: Optional[int] = None,
+        retry_policy: Optional[RetryPolicy] = None,
+        expire_days: Optional[int] = None,
+    ) -> None:
+        model = item_class or self.item_class
+        if model is None:
+            raise TypeError(f"{type(self).__name__} needs an item_class")
+        options: Dict[str, Any] = {}
+        if max_pool_connections is not None:
+            options["max_pool_connections"] = max_pool_connections
+        if expire_days is not None:
+            options["expire_days"] = expire_days
+        self.settings = TableSettings.resolve(table_name, self.table_env_var, host=host, region=region, **options)
+        self.table_name: str = self.settings.table_name
+        self.retry_policy = retry_policy or DEFAULT_POLICY
+        self.model: Type[DDBItem] = bind_model(model, self.settings)
+        self.table = self.model
+
+    @property
+    def client(self) -> Any:
+        """The botocore DynamoDB client of the bound model.
+
+        :return: Any = the client
+        """
+        return self.model._get_connection().connection.client
+
+    @property
+    def expire_seconds(self) -> int:
+        """Seconds an item lives before it expires.
+
+        :return: int = seconds
+        """
+        return self.settings.expire_days * 24 * 3600
+
+    def expire_time(self, now: Optional[float] = None) -> int:
+        """Return the epoch second at which an item written now expires.
+
+        :param now: Optional[float] = the current epoch time in seconds; time.time() when None
+        :return: int = epoch seconds
+        """
+        return int((time.time() if now is None else now) + self.expire_seconds)
+
+    # -- the one place where requests are retried and failures translated ------------------------------------------
+
+    def _run(self, operation: Callable[[], T], exc_class: Type[E], action: str, key: Mapping[str, Any]) -> T:
+        """Run a request with retries, raising ``exc_class`` chained from the cause when it fails.
+
+        :param operation: Callable[[], T] = the request
+        :param exc_class: Type[E] = the typed exception to raise
+        :param action: str = what the request does, for the message
+        :param key: Mapping[str, Any] = the key concerned, for the message
+        :return: T = what the request returned
+        :raises E: when the request fails permanently or no retry is left
+        """
+        try:
+            return call_with_retry(operation, self.retry_policy)
+        except DatabaseError:
+            raise
+        except Exception as err:
+            raise self.error(exc_class, action, key, err) from err
+
+    def error(self, exc_class: Type[E], action: str, key: Mapping[str, Any], err: Optional[BaseException]) -> E:
+        """Build a typed exception naming the table, the key and the cause.
+
+        :param exc_class: Type[E] = the exception class
+        :param action: str = what failed
+        :param key: Mapping[str, Any] = the key concerned
+        :param err: Optional[BaseException] = the cause
+        :return: E = the exception, to be raised ``from err``
+        """
+        code = error_code(err) if err is not None else None
+        reason = f": {describe(err)}" if err is not None else ""
+        if code == "ResourceNotFoundException":
+            reason = f": table {self.table_name} does not exist (create it with `model-runner-db create-tables`)"
+        return exc_class(
+            f"{action} failed on table {self.table_name} for {dict(key)}{reason}",
+            table_name=self.table_name,
+            key=key,
+            code=code,
+        )
+
+    def bind(self, item: ItemT) -> ItemT:
+        """Return ``item`` as an instance of the bound model (the same object when it already is one).
+
+        :param item: ItemT = an instance of the table's model
+        :return: ItemT = an instance bound to this table
+        """
+        if isinstance(item, self.model):
+            return item
+        bound = self.model(_user_instantiated=False)
+        bound.attribute_values = dict(item.attribute_values)
+        return bound  # type: ignore[return-value]
+
+    def _fetch(self, hash_value: Any, range_value: Any = None) -> Optional[DDBItem]:
+        """Read one item with a strongly consistent GetItem (no retry: callers wrap it in :meth:`_run`).
+
+        :param hash_value: Any = the hash key value
+        :param range_value: Any = the range key value, for tables that have one
+        :return: Optional[DDBItem] = the bound item, or None when there is none
+        """
+        try:
+            return self.model.get(hash_value, range_value, consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    @staticmethod
+    def as_dict(item: Optional[Model]) -> Dict[str, Any]:
+        """Return an item as a dictionary of native values (empty for None).
+
+        :param item: Optional[Model] = the item
+        :return: Dict[str, Any] = attribute name to value
+        """
+        if item is None:
+            return {}
+        return {name: to_native(value) for name, value in item.attribute_values.items()}
+
+    # -- the classic API -------------------------------------------------------------------------------------------
+
+    def get_ddb_item(self, ddb_item: DDBItem) -> Dict[str, Any]:
+        """Get a DynamoDB item from table and convert Decimal values to native types
+
+        :param ddb_item: DDBItem = item that we want to get (required)
+
+        :return: Dict[str, Any] = the stored item, attribute name to value; empty when there is none
+        :raises DDBException: when the request fails
+        """
+        key = self.get_keys(ddb_item)
+        hash_value, range_value = ddb_item.key_values()
+        return self.as_dict(self._run(lambda: self._fetch(hash_value, range_value), DDBException, "get item", key))
+
+    def put_ddb_item(
+        self, ddb_item: DDBItem, condition_expression: Union[Condition, str, None] = None
+    ) -> Dict[str, Any]:
+        """Put a DynamoDB item into the table, replacing an item with the same key unless a condition says otherwise.
+
+        :param ddb_item: DDBItem = item that we want to put (required)
+        :param condition_expression: Union[Condition, str, None] = condition that must hold for the put to succeed: a
+            PynamoDB condition (``JobItem.image_id.does_not_exist()``), or, on the legacy path, a DynamoDB condition
+            expression string whose bare attribute names are passed as expression attribute names
+
+        :return: Dict[str, Any] = the response of the put_item request
+        :raises DDBException: when the request fails or the condition does not hold (``code`` is
+            ``ConditionalCheckFailedException``)
+        """
+        item = self.bind(ddb_item)
+        key = self.get_keys(item)
+        if isinstance(condition_expression, str):
+            expression, names = self.legacy_expression(condition_expression)
+            params: Dict[str, Any] = {
+                "TableName": self.table_name,
+                "Item": item.serialize(),
+                "ConditionExpression": expression,
+            }
+            if names:
+                params["ExpressionAttributeNames"] = names
+            return dict(self._run(lambda: self.client.put_item(**params), DDBException, "put item", key))
+        return dict(self._run(lambda: item.save(condition=condition_expression), DDBException, "put item", key))
+
+    def batch_write_items(
+        self,
+        ddb_items: Sequence[DDBItem],
+        max_retries: int = 500,
+        max_delay: float = 8,
+        max_total: float = 120,
+        on_retry: Optional[Callable[[int], None]] = None,
+    ) -> None:
+        """Write multiple DynamoDB items in a batch with jitter-delayed retry logic for unprocessed items.
+
+        The items are split into requests of up to 25 (DynamoDB's limit). Unprocessed items and throttled or failed
+        requests (throttling, 5xx, dropped connections) are sent again after a capped exponential backoff with full
+        jitter, at most ``max_retries`` times and for at most ``max_total`` seconds of backoff in all. Permanent errors
+        (validation, item too large, missing table) are not retried.
+
+        :param ddb_items: Sequence[DDBItem] = items to write; an item with the key of a stored item replaces it
+        :param max_retries: int = maximum number of retries over the whole call. Defaults to 500.
+        :param max_delay: float = maximum delay in seconds of one backoff, before jitter. Defaults to 8 seconds.
+        :param max_total: float = maximum seconds of backoff over the whole call. Defaults to 120 seconds.
+        :param on_retry: Optional[Callable[[int], None]] = called with the number of items sent again, on each retry
+
+        :return: None
+        :raises DDBBatchWriteException: naming how many items were left unwritten
+        """
+        pending: List[Dict[str, Any]] = [self.bind(item).serialize() for item in ddb_items]
+        connection = self.model._get_connection()
+        policy = RetryPolicy(max_attempts=max_retries + 1, max_delay=max_delay, max_total=max_total)
+        delays = policy.delays()
+        key = {"items": len(pending)}
+        while pending:
+            chunk, rest = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
+            try:
+                response = connection.batch_write_item(put_items=chunk)
+                unprocessed = [
+                    request["PutRequest"]["Item"]
+                    for request in response.get("UnprocessedItems", {}).get(self.table_name, [])
+                ]
+                failure: Optional[BaseException] = None
+            except Exception as err:
+                if not is_retryable(err):
+                    raise self._batch_error(len(pending), key, err) from err
+                unprocessed, failure = chunk, err
+            pending = unprocessed + rest
+            if unprocessed:
+                delay = next(delays, None)
+                if delay is None:
+                    raise self._batch_error(len(pending), key, failure) from failure
+                if on_retry is not None:
+                    on_retry(len(unprocessed))
+                time.sleep(delay)
+
+    def _batch_error(self, unwritten: int, key: Mapping[str, Any], err: Optional[BaseException]) -> DDBBatchWriteException:
+        base = self.error(DDBBatchWriteException, f"batch write ({unwritten} items unwritten)", key, err)
+        return DDBBatchWriteException(str(base), unprocessed=unwritten, table_name=self.table_name, key=key, code=base.code)
+
+    def delete_ddb_item(self, ddb_item: DDBItem) -> Dict[str, Any]:
+        """Delete a DynamoDB item from the table (deleting a missing item succeeds).
+
+        :param ddb_item: DDBItem = item that we want to delete (required)
+
+        :return: Dict[str, Any] = response from the delete_item request
+        :raises DDBException: when the request fails
+        """
+        item = self.bind(ddb_item)
+        return dict(self._run(item.delete, DDBException, "delete item", self.get_keys(item)))
+
+    def update_ddb_item(
+        self,
+        ddb_item: DDBItem,
+        update_exp: Union[str, Sequence[Action], None] = None,
+        update_attr: Optional[Dict[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """Update a stored item; the update never creates a missing item.
+
+        Three forms:
+
+        - ``update_exp`` None: the item's set, non-key attributes are written (SET), nothing else.
+        - ``update_exp`` a list of PynamoDB actions (``JobItem.region_count.set(4)``, ``X.add(1)``): applied as given.
+        - ``update_exp`` a string (the **legacy path** of the classic boto3 helper) with ``update_attr`` holding its
+          ``:values`` (and optionally ``#names``): every bare attribute name in the expression is passed as an
+          expression attribute name, every value as an expression attribute value.
+
+        :param ddb_item: DDBItem = item that we want to update (required)
+        :param update_exp: Union[str, Sequence[Action], None] = the update, as described above
+        :param update_attr: Optional[Dict[str, Any]] = values (``:name``) and names (``#name``) of a legacy expression
+
+        :return: Dict[str, Any] = the new ddb item as a dict
+        :raises DDBUpdateException: when the item does not exist (code ``ConditionalCheckFailedException``) or the
+            request fails
+        """
+        item = self.bind(ddb_item)
+        key = self.get_keys(item)
+        hash_attr = getattr(self.model, self.model._hash_keyname)
+        if isinstance(update_exp, str):
+            return self._legacy_update(item, update_exp, update_attr or {}, key)
+        actions = list(update_exp) if update_exp is not None else self.actions_for(item)
+        if not actions:
+            raise self.error(DDBUpdateException, "update (nothing to update)", key, None)
+
+        def update() -> None:
+            item.update(actions=actions, condition=hash_attr.exists())
+
+        self._run(update, DDBUpdateException, "update item", key)
+        return self.as_dict(item)
+
+    def actions_for(self, item: DDBItem, exclude: Iterable[str] = ()) -> List[Action]:
+        """Return SET actions for the set, non-key attributes of an item.
+
+        :param item: DDBItem = the item
+        :param exclude: Iterable[str] = attribute names never to write (counters, lists changed atomically)
+        :return: List[Action] = one SET per attribute
+        """
+        skip = set(exclude) | {self.model._hash_keyname, self.model._range_keyname}
+        return [
+            getattr(self.model, name).set(value)
+            for name, value in item.attribute_values.items()
+            if name not in skip and value is not None
+        ]
+
+    def _legacy_update(
+        self, item: DDBItem, update_exp: str, update_attr: Mapping[str, Any], key: Mapping[str, Any]
+    ) -> Dict[str, Any]:
+        expression, names = self.legacy_expression(update_exp)
+        names.update({k: str(v) for k, v in update_attr.items() if k.startswith("#")})
+        hash_placeholder = "#__hash_key"
+        names[hash_placeholder] = self.model.get_attributes()[self.model._hash_keyname].attr_name
+        values = {k: serialize_value(v) for k, v in update_attr.items() if not k.startswith("#")}
+        params: Dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {k: serialize_value(v) for k, v in self.get_keys(item).items()},
+            "UpdateExpression": expression,
+            "ConditionExpression": f"attribute_exists({hash_placeholder})",
+            "ExpressionAttributeNames": names,
+            "ReturnValues": "ALL_NEW",
+        }
+        if values:
+            params["ExpressionAttributeValues"] = values
+        response = self._run(lambda: self.client.update_item(**params), DDBUpdateException, "update item", key)
+        return {k: deserialize_value(v) for k, v in response.get("Attributes", {}).items()}
+
+    @staticmethod
+    def legacy_expression(expression: str) -> Tuple[str, Dict[str, str]]:
+        """Rewrite a legacy expression so that every bare attribute name becomes an expression attribute name.
+
+        ``SET region_count = :c`` becomes ``SET #n0 = :c`` with ``{"#n0": "region_count"}``; placeholders
+        (``#x``, ``:x``), keywords and function names are kept.
+
+        :param expression: str = the legacy update or condition expression
+        :return: Tuple[str, Dict[str, str]] = the expression with placeholders, and the names they stand for
+        """
+        names: Dict[str, str] = {}
+        placeholders: Dict[str, str] = {}
+
+        def substitute(match: re.Match[str]) -> str:
+            word = match.group(1)
+            if word.upper() in _LEGACY_KEYWORDS:
+                return word
+            if word not in placeholders:
+                placeholders[word] = f"#n{len(placeholders)}"
+                names[placeholders[word]] = word
+            return placeholders[word]
+
+        return _LEGACY_NAME.sub(substitute, expression), names
+
+    def query_items(self, ddb_item: DDBItem) -> List[Dict[str, Any]]:
+        """Query the table for all items of a given hash key: every page, strongly consistent.
+
+        :param ddb_item: DDBItem = an item whose hash key is the one to query
+
+        :return: List[Dict[str, Any]] = the items, as dictionaries
+        :raises DDBException: when the request fails
+        """
+        hash_value, _ = ddb_item.key_values()
+        key = {ddb_item.ddb_key.hash_key: hash_value}
+
+        def query() -> List[Dict[str, Any]]:
+            return [self.as_dict(item) for item in self.model.query(hash_value, consistent_read=True)]
+
+        return self._run(query, DDBException, "query", key)
+
+    @staticmethod
+    def get_update_params(body: Dict[str, Any], ddb_item: DDBItem) -> Tuple[str, Dict[str, Any]]:
+        """Generate a legacy update expression and its attributes from a dictionary of new values.
+
+        Keys of the item and None values are left out. Names and values both go through placeholders: the
+        returned dictionary holds ``#nN`` entries (attribute names) and ``:vN`` entries (values), which
+        :meth:`update_ddb_item` passes as ExpressionAttributeNames and ExpressionAttributeValues.
+
+        :param body: Dict = the body of the request that contains the updated data
+        :param ddb_item: DDBItem = the item (its keys are not updated)
+
+        :return: Tuple[str, Dict[str, Any]] = the generated update expression and attributes
+        """
+        key = ddb_item.ddb_key
+        keys = {key.hash_key, key.range_key}
+        clauses: List[str] = []
+        attributes: Dict[str, Any] = {}
+        for name, value in body.items():
+            if name in keys or value is None:
+                continue
+            index = len(clauses)
+            clauses.append(f"#n{index} = :v{index}")
+            attributes[f"#n{index}"] = name
+            attributes[f":v{index}"] = value
+        return ("SET " + ", ".join(clauses) if clauses else ""), attributes
+
+    @staticmethod
+    def get_keys(ddb_item: DDBItem) -> Dict[str, Any]:
+        """Return the key of an item: the hash key, and the range key when the table has one.
+
+        :param ddb_item: DDBItem = the item
+
+        :return: Dict[str, Any] = key attribute name to value
+        """
+        key = ddb_item.ddb_key
+        keys = {key.hash_key: key.hash_value}
+        if key.range_key is not None:
+            keys[key.range_key] = key.range_value
+        return keys
+
+    @staticmethod
+    def convert_decimal(data: Any) -> Any:
+        """Convert any Decimal values in the data to int or float, depending on the value.
+
+        :param data: Any = the data to convert
+        :returns: Any = the converted data
+        """
+        return to_native(data)
+
+
+def serialize_value(value: Any) -> Dict[str, Any]:
+    """Encode a Python value as a DynamoDB attribute value (legacy path).
+
+    :param value: Any = str, bytes, bool, int, float, Decimal, None, list/tuple, dict, or set of str/numbers/bytes
+    :return: Dict[str, Any] = the attribute value, such as ``{"N": "3"}``
+    :raises TypeError: for any other type
+    :raises ValueError: for NaN or infinite numbers
+    """
+    from .attributes import to_native_number
+
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, (bytes, bytearray)):
+        return {"B": bytes(value)}
+    if isinstance(value, (int, float, Decimal)):
+        return {"N": str(to_native_number(value))}
+    if isinstance(value, (list, tuple)):
+        return {"L": [serialize_value(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {str(k): serialize_value(v) for k, v in value.items()}}
+    if isinstance(value, (set, frozenset)) and value:
+        if all(isinstance(v, str) for v in value):
+            return {"SS": sorted(value)}
+        if all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in value):
+            return {"NS": [str(to_native_number(v)) for v in value]}
+        if all(isinstance(v, (bytes, bytearray)) for v in value):
+            return {"BS": [bytes(v) for v in value]}
+    raise TypeError(f"cannot store a value of type {type(value).__name__} in DynamoDB: {value!r}")
+
+
+def deserialize_value(value: Mapping[str, Any]) -> Any:
+    """Decode a DynamoDB attribute value into native Python (numbers as int or float).
+
+    :param value: Mapping[str, Any] = the attribute value
+    :return: Any = the Python value
+    """
+    from .attributes import to_native_number
+
+    (kind, data), = value.items()
+    if kind == "S" or kind == "B" or kind == "BOOL":
+        return data
+    if kind == "N":
+        return to_native_number(Decimal(data))
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [deserialize_value(v) for v in data]
+    if kind == "M":
+        return {k: deserialize_value(v) for k, v in data.items()}
+    if kind == "SS" or kind == "BS":
+        return set(data)
+    if kind == "NS":
+        return {to_native_number(Decimal(v)) for v in data}
+    raise TypeError(f"unknown DynamoDB type {kind}")
