@@ -11,11 +11,11 @@ import math
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Optional, Union
+from typing import Any
 
 from pynamodb.attributes import ListAttribute, NumberAttribute, TTLAttribute
 
-Number = Union[int, float]
+Number = int | float
 
 
 def to_native_number(value: Any) -> Number:
@@ -120,7 +120,7 @@ class EpochSecondsTTLAttribute(TTLAttribute):
     """
 
     @staticmethod
-    def _to_epoch(value: Any) -> Optional[int]:
+    def _to_epoch(value: Any) -> int | None:
         if value is None:
             return None
         if isinstance(value, timedelta):
@@ -137,9 +137,9 @@ class EpochSecondsTTLAttribute(TTLAttribute):
         :param instance: Any = the model instance
         :param value: Any = epoch seconds, datetime or timedelta
         """
-        super(TTLAttribute, self).__set__(instance, self._to_epoch(value))
+        super(TTLAttribute, self).__set__(instance, self._to_epoch(value))  # type: ignore[arg-type]
 
-    def serialize(self, value: Any) -> Optional[str]:
+    def serialize(self, value: Any) -> str | None:
         """Encode the expiry as a DynamoDB number of epoch seconds.
 
         :param value: Any = epoch seconds, datetime or timedelta
@@ -148,7 +148,7 @@ class EpochSecondsTTLAttribute(TTLAttribute):
         epoch = self._to_epoch(value)
         return None if epoch is None else str(epoch)
 
-    def deserialize(self, value: str) -> int:  # type: ignore[override]
+    def deserialize(self, value: str) -> int:
         """Decode the expiry.
 
         :param value: str = the DynamoDB number string

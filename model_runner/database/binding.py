@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple, Type, TypeVar
+from typing import Any, TypeVar
 
 from pynamodb.models import Model
 
@@ -24,7 +24,7 @@ M = TypeVar("M", bound=Model)
 DEFAULT_POOL_SIZE = 64
 
 
-def _env(*names: str) -> Optional[str]:
+def _env(*names: str) -> str | None:
     for name in names:
         value = os.environ.get(name)
         if value:
@@ -46,8 +46,8 @@ class TableSettings:
     """
 
     table_name: str
-    host: Optional[str] = None
-    region: Optional[str] = None
+    host: str | None = None
+    region: str | None = None
     max_pool_connections: int = DEFAULT_POOL_SIZE
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 15.0
@@ -56,12 +56,12 @@ class TableSettings:
     @classmethod
     def resolve(
         cls,
-        table_name: Optional[str],
+        table_name: str | None,
         env_var: str,
-        host: Optional[str] = None,
-        region: Optional[str] = None,
+        host: str | None = None,
+        region: str | None = None,
         **options: Any,
-    ) -> "TableSettings":
+    ) -> TableSettings:
         """Build settings from explicit values, falling back to the environment now (never at import).
 
         The table name falls back to ``env_var`` (JOB_TABLE, REGION_REQUEST_TABLE, ENDPOINT_TABLE, FEATURE_TABLE);
@@ -90,10 +90,10 @@ class TableSettings:
 
 
 _lock = threading.Lock()
-_bound: Dict[Tuple[type, TableSettings], type] = {}
+_bound: dict[tuple[type, TableSettings], type] = {}
 
 
-def bind_model(model: Type[M], settings: TableSettings) -> Type[M]:
+def bind_model(model: type[M], settings: TableSettings) -> type[M]:
     """Return the subclass of ``model`` bound to a table, cached per (model, settings).
 
     The bound class's ``Meta`` subclasses ``model.Meta``; botocore retries are off (the repositories retry with
@@ -106,7 +106,7 @@ def bind_model(model: Type[M], settings: TableSettings) -> Type[M]:
     key = (model, settings)
     bound = _bound.get(key)
     if bound is not None:
-        return bound  # type: ignore[return-value]
+        return bound
     with _lock:
         bound = _bound.get(key)
         if bound is None:
@@ -129,10 +129,10 @@ def bind_model(model: Type[M], settings: TableSettings) -> Type[M]:
             # Build the botocore client now, under the lock: a cold start from many threads would build many.
             bound._get_connection().connection.client  # type: ignore[attr-defined]  # noqa: B018
             _bound[key] = bound
-    return bound  # type: ignore[return-value]
+    return bound
 
 
-def bound_settings(model: Type[Model]) -> TableSettings:
+def bound_settings(model: type[Model]) -> TableSettings:
     """Return the settings a bound model class was made with.
 
     :param model: Type[Model] = a class returned by :func:`bind_model`

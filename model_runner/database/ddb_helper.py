@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
+from typing import (
+    Any,
+    ClassVar,
+    TypeVar,
+)
 
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
@@ -50,8 +55,8 @@ class DDBKey:
 
     hash_key: str
     hash_value: str
-    range_key: Optional[str] = None
-    range_value: Optional[str] = None
+    range_key: str | None = None
+    range_value: str | None = None
 
 
 class DDBItem(Model):
@@ -75,14 +80,14 @@ class DDBItem(Model):
             range_value=getattr(self, range_name) if range_name else None,
         )
 
-    def to_put(self) -> Dict[str, Any]:
+    def to_put(self) -> dict[str, Any]:
         """Return the attributes that are set, by Python name, with native numbers.
 
         :return: Dict[str, Any] = attribute name to value, None values left out
         """
         return {name: to_native(value) for name, value in self.attribute_values.items() if value is not None}
 
-    def to_update(self) -> Dict[str, Any]:
+    def to_update(self) -> dict[str, Any]:
         """Return the attributes that are set, without the keys: what an update of this item writes.
 
         :return: Dict[str, Any] = attribute name to value, keys and None values left out
@@ -90,14 +95,14 @@ class DDBItem(Model):
         keys = {type(self)._hash_keyname, type(self)._range_keyname}
         return {name: value for name, value in self.to_put().items() if name not in keys}
 
-    def key_values(self) -> Tuple[Any, Optional[Any]]:
+    def key_values(self) -> tuple[Any, Any | None]:
         """Return the hash and range key values of this item.
 
         :return: Tuple[Any, Optional[Any]] = (hash value, range value or None)
         """
         cls = type(self)
         range_name = cls._range_keyname
-        return getattr(self, cls._hash_keyname), (getattr(self, range_name) if range_name else None)
+        return getattr(self, str(cls._hash_keyname)), (getattr(self, range_name) if range_name else None)
 
 
 ItemT = TypeVar("ItemT", bound=DDBItem)
@@ -128,24 +133,24 @@ class DDBHelper:
         client (botocore client): The DynamoDB client the bound model uses.
     """
 
-    item_class: ClassVar[Optional[Type[DDBItem]]] = None
+    item_class: ClassVar[type[DDBItem] | None] = None
     table_env_var: ClassVar[str] = "DDB_TABLE"
 
     def __init__(
         self,
-        table_name: Optional[str] = None,
+        table_name: str | None = None,
         *,
-        item_class: Optional[Type[DDBItem]] = None,
-        host: Optional[str] = None,
-        region: Optional[str] = None,
-        max_pool_connections: Optional[int] = None,
-        retry_policy: Optional[RetryPolicy] = None,
-        expire_days: Optional[int] = None,
+        item_class: type[DDBItem] | None = None,
+        host: str | None = None,
+        region: str | None = None,
+        max_pool_connections: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        expire_days: int | None = None,
     ) -> None:
         model = item_class or self.item_class
         if model is None:
             raise TypeError(f"{type(self).__name__} needs an item_class")
-        options: Dict[str, Any] = {}
+        options: dict[str, Any] = {}
         if max_pool_connections is not None:
             options["max_pool_connections"] = max_pool_connections
         if expire_days is not None:
@@ -153,7 +158,7 @@ class DDBHelper:
         self.settings = TableSettings.resolve(table_name, self.table_env_var, host=host, region=region, **options)
         self.table_name: str = self.settings.table_name
         self.retry_policy = retry_policy or DEFAULT_POLICY
-        self.model: Type[DDBItem] = bind_model(model, self.settings)
+        self.model: type[DDBItem] = bind_model(model, self.settings)
         self.table = self.model
 
     @property
@@ -172,7 +177,7 @@ class DDBHelper:
         """
         return self.settings.expire_days * 24 * 3600
 
-    def expire_time(self, now: Optional[float] = None) -> int:
+    def expire_time(self, now: float | None = None) -> int:
         """Return the epoch second at which an item written now expires.
 
         :param now: Optional[float] = the current epoch time in seconds; time.time() when None
@@ -182,7 +187,7 @@ class DDBHelper:
 
     # -- the one place where requests are retried and failures translated ------------------------------------------
 
-    def _run(self, operation: Callable[[], T], exc_class: Type[E], action: str, key: Mapping[str, Any]) -> T:
+    def _run(self, operation: Callable[[], T], exc_class: type[E], action: str, key: Mapping[str, Any]) -> T:
         """Run a request with retries, raising ``exc_class`` chained from the cause when it fails.
 
         :param operation: Callable[[], T] = the request
@@ -199,7 +204,7 @@ class DDBHelper:
         except Exception as err:
             raise self.error(exc_class, action, key, err) from err
 
-    def error(self, exc_class: Type[E], action: str, key: Mapping[str, Any], err: Optional[BaseException]) -> E:
+    def error(self, exc_class: type[E], action: str, key: Mapping[str, Any], err: BaseException | None) -> E:
         """Build a typed exception naming the table, the key and the cause.
 
         :param exc_class: Type[E] = the exception class
@@ -231,7 +236,7 @@ class DDBHelper:
         bound.attribute_values = dict(item.attribute_values)
         return bound  # type: ignore[return-value]
 
-    def _fetch(self, hash_value: Any, range_value: Any = None) -> Optional[DDBItem]:
+    def _fetch(self, hash_value: Any, range_value: Any = None) -> DDBItem | None:
         """Read one item with a strongly consistent GetItem (no retry: callers wrap it in :meth:`_run`).
 
         :param hash_value: Any = the hash key value
@@ -244,7 +249,7 @@ class DDBHelper:
             return None
 
     @staticmethod
-    def as_dict(item: Optional[Model]) -> Dict[str, Any]:
+    def as_dict(item: Model | None) -> dict[str, Any]:
         """Return an item as a dictionary of native values (empty for None).
 
         :param item: Optional[Model] = the item
@@ -256,7 +261,7 @@ class DDBHelper:
 
     # -- the classic API -------------------------------------------------------------------------------------------
 
-    def get_ddb_item(self, ddb_item: DDBItem) -> Dict[str, Any]:
+    def get_ddb_item(self, ddb_item: DDBItem) -> dict[str, Any]:
         """Get a DynamoDB item from table and convert Decimal values to native types
 
         :param ddb_item: DDBItem = item that we want to get (required)
@@ -268,9 +273,7 @@ class DDBHelper:
         hash_value, range_value = ddb_item.key_values()
         return self.as_dict(self._run(lambda: self._fetch(hash_value, range_value), DDBException, "get item", key))
 
-    def put_ddb_item(
-        self, ddb_item: DDBItem, condition_expression: Union[Condition, str, None] = None
-    ) -> Dict[str, Any]:
+    def put_ddb_item(self, ddb_item: DDBItem, condition_expression: Condition | str | None = None) -> dict[str, Any]:
         """Put a DynamoDB item into the table, replacing an item with the same key unless a condition says otherwise.
 
         :param ddb_item: DDBItem = item that we want to put (required)
@@ -286,7 +289,7 @@ class DDBHelper:
         key = self.get_keys(item)
         if isinstance(condition_expression, str):
             expression, names = self.legacy_expression(condition_expression)
-            params: Dict[str, Any] = {
+            params: dict[str, Any] = {
                 "TableName": self.table_name,
                 "Item": item.serialize(),
                 "ConditionExpression": expression,
@@ -302,7 +305,7 @@ class DDBHelper:
         max_retries: int = 500,
         max_delay: float = 8,
         max_total: float = 120,
-        on_retry: Optional[Callable[[int], None]] = None,
+        on_retry: Callable[[int], None] | None = None,
     ) -> None:
         """Write multiple DynamoDB items in a batch with jitter-delayed retry logic for unprocessed items.
 
@@ -320,7 +323,7 @@ class DDBHelper:
         :return: None
         :raises DDBBatchWriteException: naming how many items were left unwritten
         """
-        pending: List[Dict[str, Any]] = [self.bind(item).serialize() for item in ddb_items]
+        pending: list[dict[str, Any]] = [self.bind(item).serialize() for item in ddb_items]
         connection = self.model._get_connection()
         policy = RetryPolicy(max_attempts=max_retries + 1, max_delay=max_delay, max_total=max_total)
         delays = policy.delays()
@@ -333,7 +336,7 @@ class DDBHelper:
                     request["PutRequest"]["Item"]
                     for request in response.get("UnprocessedItems", {}).get(self.table_name, [])
                 ]
-                failure: Optional[BaseException] = None
+                failure: BaseException | None = None
             except Exception as err:
                 if not is_retryable(err):
                     raise self._batch_error(len(pending), key, err) from err
@@ -347,11 +350,13 @@ class DDBHelper:
                     on_retry(len(unprocessed))
                 time.sleep(delay)
 
-    def _batch_error(self, unwritten: int, key: Mapping[str, Any], err: Optional[BaseException]) -> DDBBatchWriteException:
+    def _batch_error(self, unwritten: int, key: Mapping[str, Any], err: BaseException | None) -> DDBBatchWriteException:
         base = self.error(DDBBatchWriteException, f"batch write ({unwritten} items unwritten)", key, err)
-        return DDBBatchWriteException(str(base), unprocessed=unwritten, table_name=self.table_name, key=key, code=base.code)
+        return DDBBatchWriteException(
+            str(base), unprocessed=unwritten, table_name=self.table_name, key=key, code=base.code
+        )
 
-    def delete_ddb_item(self, ddb_item: DDBItem) -> Dict[str, Any]:
+    def delete_ddb_item(self, ddb_item: DDBItem) -> dict[str, Any]:
         """Delete a DynamoDB item from the table (deleting a missing item succeeds).
 
         :param ddb_item: DDBItem = item that we want to delete (required)
@@ -365,9 +370,9 @@ class DDBHelper:
     def update_ddb_item(
         self,
         ddb_item: DDBItem,
-        update_exp: Union[str, Sequence[Action], None] = None,
-        update_attr: Optional[Dict[str, Any]] = None,
-    ) -> Dict[str, Any]:
+        update_exp: str | Sequence[Action] | None = None,
+        update_attr: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Update a stored item; the update never creates a missing item.
 
         Three forms:
@@ -388,7 +393,7 @@ class DDBHelper:
         """
         item = self.bind(ddb_item)
         key = self.get_keys(item)
-        hash_attr = getattr(self.model, self.model._hash_keyname)
+        hash_attr = getattr(self.model, str(self.model._hash_keyname))
         if isinstance(update_exp, str):
             return self._legacy_update(item, update_exp, update_attr or {}, key)
         actions = list(update_exp) if update_exp is not None else self.actions_for(item)
@@ -401,7 +406,7 @@ class DDBHelper:
         self._run(update, DDBUpdateException, "update item", key)
         return self.as_dict(item)
 
-    def actions_for(self, item: DDBItem, exclude: Iterable[str] = ()) -> List[Action]:
+    def actions_for(self, item: DDBItem, exclude: Iterable[str] = ()) -> list[Action]:
         """Return SET actions for the set, non-key attributes of an item.
 
         :param item: DDBItem = the item
@@ -417,13 +422,13 @@ class DDBHelper:
 
     def _legacy_update(
         self, item: DDBItem, update_exp: str, update_attr: Mapping[str, Any], key: Mapping[str, Any]
-    ) -> Dict[str, Any]:
+    ) -> dict[str, Any]:
         expression, names = self.legacy_expression(update_exp)
         names.update({k: str(v) for k, v in update_attr.items() if k.startswith("#")})
         hash_placeholder = "#__hash_key"
-        names[hash_placeholder] = self.model.get_attributes()[self.model._hash_keyname].attr_name
+        names[hash_placeholder] = self.model.get_attributes()[str(self.model._hash_keyname)].attr_name
         values = {k: serialize_value(v) for k, v in update_attr.items() if not k.startswith("#")}
-        params: Dict[str, Any] = {
+        params: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": {k: serialize_value(v) for k, v in self.get_keys(item).items()},
             "UpdateExpression": expression,
@@ -437,7 +442,7 @@ class DDBHelper:
         return {k: deserialize_value(v) for k, v in response.get("Attributes", {}).items()}
 
     @staticmethod
-    def legacy_expression(expression: str) -> Tuple[str, Dict[str, str]]:
+    def legacy_expression(expression: str) -> tuple[str, dict[str, str]]:
         """Rewrite a legacy expression so that every bare attribute name becomes an expression attribute name.
 
         ``SET region_count = :c`` becomes ``SET #n0 = :c`` with ``{"#n0": "region_count"}``; placeholders
@@ -446,8 +451,8 @@ class DDBHelper:
         :param expression: str = the legacy update or condition expression
         :return: Tuple[str, Dict[str, str]] = the expression with placeholders, and the names they stand for
         """
-        names: Dict[str, str] = {}
-        placeholders: Dict[str, str] = {}
+        names: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
 
         def substitute(match: re.Match[str]) -> str:
             word = match.group(1)
@@ -460,7 +465,7 @@ class DDBHelper:
 
         return _LEGACY_NAME.sub(substitute, expression), names
 
-    def query_items(self, ddb_item: DDBItem) -> List[Dict[str, Any]]:
+    def query_items(self, ddb_item: DDBItem) -> list[dict[str, Any]]:
         """Query the table for all items of a given hash key: every page, strongly consistent.
 
         :param ddb_item: DDBItem = an item whose hash key is the one to query
@@ -471,13 +476,13 @@ class DDBHelper:
         hash_value, _ = ddb_item.key_values()
         key = {ddb_item.ddb_key.hash_key: hash_value}
 
-        def query() -> List[Dict[str, Any]]:
+        def query() -> list[dict[str, Any]]:
             return [self.as_dict(item) for item in self.model.query(hash_value, consistent_read=True)]
 
         return self._run(query, DDBException, "query", key)
 
     @staticmethod
-    def get_update_params(body: Dict[str, Any], ddb_item: DDBItem) -> Tuple[str, Dict[str, Any]]:
+    def get_update_params(body: dict[str, Any], ddb_item: DDBItem) -> tuple[str, dict[str, Any]]:
         """Generate a legacy update expression and its attributes from a dictionary of new values.
 
         Keys of the item and None values are left out. Names and values both go through placeholders: the
@@ -491,8 +496,8 @@ class DDBHelper:
         """
         key = ddb_item.ddb_key
         keys = {key.hash_key, key.range_key}
-        clauses: List[str] = []
-        attributes: Dict[str, Any] = {}
+        clauses: list[str] = []
+        attributes: dict[str, Any] = {}
         for name, value in body.items():
             if name in keys or value is None:
                 continue
@@ -503,7 +508,7 @@ class DDBHelper:
         return ("SET " + ", ".join(clauses) if clauses else ""), attributes
 
     @staticmethod
-    def get_keys(ddb_item: DDBItem) -> Dict[str, Any]:
+    def get_keys(ddb_item: DDBItem) -> dict[str, Any]:
         """Return the key of an item: the hash key, and the range key when the table has one.
 
         :param ddb_item: DDBItem = the item
@@ -511,7 +516,7 @@ class DDBHelper:
         :return: Dict[str, Any] = key attribute name to value
         """
         key = ddb_item.ddb_key
-        keys = {key.hash_key: key.hash_value}
+        keys: dict[str, Any] = {key.hash_key: key.hash_value}
         if key.range_key is not None:
             keys[key.range_key] = key.range_value
         return keys
@@ -526,7 +531,7 @@ class DDBHelper:
         return to_native(data)
 
 
-def serialize_value(value: Any) -> Dict[str, Any]:
+def serialize_value(value: Any) -> dict[str, Any]:
     """Encode a Python value as a DynamoDB attribute value (legacy path).
 
     :param value: Any = str, bytes, bool, int, float, Decimal, None, list/tuple, dict, or set of str/numbers/bytes
@@ -568,7 +573,7 @@ def deserialize_value(value: Mapping[str, Any]) -> Any:
     """
     from .attributes import to_native_number
 
-    (kind, data), = value.items()
+    ((kind, data),) = value.items()
     if kind == "S" or kind == "B" or kind == "BOOL":
         return data
     if kind == "N":

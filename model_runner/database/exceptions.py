@@ -7,7 +7,8 @@ a missing table from a missing item or a throttled request without parsing messa
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 
 class DatabaseError(Exception):
@@ -23,9 +24,9 @@ class DatabaseError(Exception):
         self,
         message: str,
         *,
-        table_name: Optional[str] = None,
-        key: Optional[Mapping[str, Any]] = None,
-        code: Optional[str] = None,
+        table_name: str | None = None,
+        key: Mapping[str, Any] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.table_name = table_name
@@ -110,7 +111,7 @@ class EndpointStatisticsException(DatabaseError):
     """Reading or changing the statistics of an endpoint failed."""
 
 
-def error_code(err: BaseException) -> Optional[str]:
+def error_code(err: BaseException) -> str | None:
     """Return the DynamoDB error code behind an exception, looking through PynamoDB's and botocore's wrappers.
 
     :param err: BaseException = the exception raised by PynamoDB or botocore
@@ -118,7 +119,7 @@ def error_code(err: BaseException) -> Optional[str]:
         botocore connection error (``ReadTimeoutError`` ...), or None
     """
     seen = 0
-    current: Optional[BaseException] = err
+    current: BaseException | None = err
     while current is not None and seen < 5:
         response = getattr(current, "response", None)
         if isinstance(response, dict):
@@ -143,7 +144,7 @@ def describe(err: BaseException) -> str:
     :param err: BaseException = the exception raised by PynamoDB or botocore
     :return: str = the description
     """
-    current: Optional[BaseException] = err
+    current: BaseException | None = err
     for _ in range(5):
         if current is None:
             break

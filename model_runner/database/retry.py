@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, TypeVar
+from typing import TypeVar
 
 from .exceptions import error_code
 
@@ -96,7 +97,7 @@ class RetryPolicy:
         slept = 0.0
         for attempt in range(self.max_attempts - 1):
             ceiling = min(self.max_delay, self.base_delay * (2**attempt))
-            delay = random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+            delay = random.uniform(0, ceiling)
             if slept + delay > self.max_total:
                 return
             slept += delay
@@ -110,7 +111,7 @@ DEFAULT_POLICY = RetryPolicy()
 def call_with_retry(
     operation: Callable[[], T],
     policy: RetryPolicy = DEFAULT_POLICY,
-    on_retry: Optional[Callable[[BaseException, int], None]] = None,
+    on_retry: Callable[[BaseException, int], None] | None = None,
 ) -> T:
     """Run a DynamoDB request, retrying transient failures according to a policy.
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Type
+from functools import partial
 
 from .binding import TableSettings, bind_model
 from .ddb_helper import DDBItem
@@ -16,7 +17,7 @@ from .region_request_table import RegionRequestItem
 from .retry import call_with_retry
 
 #: The tables: a short role name, the model, the environment variable of its name, and the default name.
-TABLE_MODELS: Dict[str, tuple[Type[DDBItem], str, str]] = {
+TABLE_MODELS: dict[str, tuple[type[DDBItem], str, str]] = {
     "job": (JobItem, "JOB_TABLE", "ImageProcessingJobStatus"),
     "region": (RegionRequestItem, "REGION_REQUEST_TABLE", "RegionProcessingJobStatus"),
     "endpoint": (EndpointStatisticsItem, "ENDPOINT_TABLE", "EndpointStatisticsTable"),
@@ -42,12 +43,12 @@ class TableNames:
     @classmethod
     def resolve(
         cls,
-        prefix: Optional[str] = None,
-        job: Optional[str] = None,
-        region: Optional[str] = None,
-        endpoint: Optional[str] = None,
-        feature: Optional[str] = None,
-    ) -> "TableNames":
+        prefix: str | None = None,
+        job: str | None = None,
+        region: str | None = None,
+        endpoint: str | None = None,
+        feature: str | None = None,
+    ) -> TableNames:
         """Resolve the names: explicit values first, then ``prefix`` + default name, then the environment
         (JOB_TABLE, REGION_REQUEST_TABLE, ENDPOINT_TABLE, FEATURE_TABLE), then the default names.
 
@@ -69,7 +70,7 @@ class TableNames:
                 names[role] = os.environ.get(env_var) or default
         return cls(**names)  # type: ignore[arg-type]
 
-    def as_dict(self) -> Dict[str, str]:
+    def as_dict(self) -> dict[str, str]:
         """Return role name to table name.
 
         :return: Dict[str, str] = the names
@@ -81,14 +82,14 @@ class TableNames:
 class TableReport:
     """What create_tables or delete_tables did: table names created, already present, deleted, absent."""
 
-    created: List[str] = field(default_factory=list)
-    existing: List[str] = field(default_factory=list)
-    ttl_enabled: List[str] = field(default_factory=list)
-    deleted: List[str] = field(default_factory=list)
-    absent: List[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    ttl_enabled: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
 
 
-def _bound_models(names: TableNames, host: Optional[str], region: Optional[str]) -> List[Type[DDBItem]]:
+def _bound_models(names: TableNames, host: str | None, region: str | None) -> list[type[DDBItem]]:
     models = []
     for role, table_name in names.as_dict().items():
         model, env_var, _ = TABLE_MODELS[role]
@@ -96,20 +97,20 @@ def _bound_models(names: TableNames, host: Optional[str], region: Optional[str])
     return models
 
 
-def _ttl_enabled(model: Type[DDBItem]) -> bool:
+def _ttl_enabled(model: type[DDBItem]) -> bool:
     client = model._get_connection().connection.client
     description = client.describe_time_to_live(TableName=model.Meta.table_name)["TimeToLiveDescription"]
     return description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
 
 
 def create_tables(
-    names: Optional[TableNames] = None,
-    host: Optional[str] = None,
-    region: Optional[str] = None,
+    names: TableNames | None = None,
+    host: str | None = None,
+    region: str | None = None,
     billing_mode: str = "PAY_PER_REQUEST",
-    read_capacity_units: Optional[int] = None,
-    write_capacity_units: Optional[int] = None,
-    progress: Optional[Callable[[str], None]] = None,
+    read_capacity_units: int | None = None,
+    write_capacity_units: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> TableReport:
     """Create the four tables with ``Model.create_table(wait=True)`` and enable TTL on ``expire_time``.
 
@@ -135,10 +136,13 @@ def create_tables(
             else:
                 kwargs = {}
                 if billing_mode == "PROVISIONED":
-                    kwargs = {"read_capacity_units": read_capacity_units or 5, "write_capacity_units": write_capacity_units or 5}
+                    kwargs = {
+                        "read_capacity_units": read_capacity_units or 5,
+                        "write_capacity_units": write_capacity_units or 5,
+                    }
                 model.create_table(wait=True, billing_mode=billing_mode, ignore_update_ttl_errors=True, **kwargs)
                 report.created.append(table_name)
-            if model._ttl_attribute() is not None and not call_with_retry(lambda m=model: _ttl_enabled(m)):
+            if model._ttl_attribute() is not None and not call_with_retry(partial(_ttl_enabled, model)):
                 model.update_ttl(ignore_update_ttl_errors=False)
                 report.ttl_enabled.append(table_name)
         except Exception as err:
@@ -151,10 +155,10 @@ def create_tables(
 
 
 def delete_tables(
-    names: Optional[TableNames] = None,
-    host: Optional[str] = None,
-    region: Optional[str] = None,
-    progress: Optional[Callable[[str], None]] = None,
+    names: TableNames | None = None,
+    host: str | None = None,
+    region: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> TableReport:
     """Delete the four tables; tables that do not exist are skipped.
 

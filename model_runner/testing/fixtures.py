@@ -7,7 +7,8 @@ tests never see each other's items. They rely on ``dynamodb_local_endpoint`` (th
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Iterator, List
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,14 +22,14 @@ if TYPE_CHECKING:
     )
 
 
-def _unique_names() -> "TableNames":
+def _unique_names() -> TableNames:
     from model_runner.database import TableNames
 
     return TableNames.resolve(prefix=f"t{uuid.uuid4().hex[:10]}-")
 
 
 @pytest.fixture
-def table_names() -> "TableNames":
+def table_names() -> TableNames:
     """Table names unique to this test (nothing is created).
 
     :return: TableNames = the names
@@ -37,7 +38,7 @@ def table_names() -> "TableNames":
 
 
 @pytest.fixture
-def ddb_tables(dynamodb_local_endpoint: str, table_names: "TableNames") -> Iterator["TableNames"]:
+def ddb_tables(dynamodb_local_endpoint: str, table_names: TableNames) -> Iterator[TableNames]:
     """All four tables created on DynamoDB Local for this test, deleted afterwards.
 
     :return: TableNames = their names; repositories take them with ``host=dynamodb_local_endpoint``
@@ -49,10 +50,10 @@ def ddb_tables(dynamodb_local_endpoint: str, table_names: "TableNames") -> Itera
     delete_tables(table_names, host=dynamodb_local_endpoint)
 
 
-def _make(role: str, factory: Callable[[str, str], Any], endpoint: str, names: "TableNames") -> Iterator[Any]:
+def _make(role: str, factory: Callable[[str, str], Any], endpoint: str, names: TableNames) -> Iterator[Any]:
     from model_runner.database.tables import TABLE_MODELS
 
-    model, _, _ = TABLE_MODELS[role]
+    _model, _, _ = TABLE_MODELS[role]
     table_name = names.as_dict()[role]
     repository = factory(table_name, endpoint)
     repository.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST", ignore_update_ttl_errors=True)
@@ -61,7 +62,7 @@ def _make(role: str, factory: Callable[[str, str], Any], endpoint: str, names: "
 
 
 @pytest.fixture
-def job_table(dynamodb_local_endpoint: str, table_names: "TableNames") -> Iterator["JobTable"]:
+def job_table(dynamodb_local_endpoint: str, table_names: TableNames) -> Iterator[JobTable]:
     """A JobTable on a fresh job table of DynamoDB Local.
 
     :return: JobTable = the repository
@@ -72,7 +73,7 @@ def job_table(dynamodb_local_endpoint: str, table_names: "TableNames") -> Iterat
 
 
 @pytest.fixture
-def region_request_table(dynamodb_local_endpoint: str, table_names: "TableNames") -> Iterator["RegionRequestTable"]:
+def region_request_table(dynamodb_local_endpoint: str, table_names: TableNames) -> Iterator[RegionRequestTable]:
     """A RegionRequestTable on a fresh region table of DynamoDB Local.
 
     :return: RegionRequestTable = the repository
@@ -86,8 +87,8 @@ def region_request_table(dynamodb_local_endpoint: str, table_names: "TableNames"
 
 @pytest.fixture
 def endpoint_statistics_table(
-    dynamodb_local_endpoint: str, table_names: "TableNames"
-) -> Iterator["EndpointStatisticsTable"]:
+    dynamodb_local_endpoint: str, table_names: TableNames
+) -> Iterator[EndpointStatisticsTable]:
     """An EndpointStatisticsTable on a fresh endpoint table of DynamoDB Local.
 
     :return: EndpointStatisticsTable = the repository
@@ -100,7 +101,7 @@ def endpoint_statistics_table(
 
 
 @pytest.fixture
-def feature_table(dynamodb_local_endpoint: str, table_names: "TableNames") -> Iterator["FeatureTable"]:
+def feature_table(dynamodb_local_endpoint: str, table_names: TableNames) -> Iterator[FeatureTable]:
     """A FeatureTable (tile size 512x512, overlap 32x32) on a fresh feature table of DynamoDB Local.
 
     :return: FeatureTable = the repository
@@ -115,7 +116,7 @@ def feature_table(dynamodb_local_endpoint: str, table_names: "TableNames") -> It
     )
 
 
-__all__: List[str] = [
+__all__: list[str] = [
     "ddb_tables",
     "endpoint_statistics_table",
     "feature_table",

@@ -24,7 +24,9 @@ from model_runner.database.tables import TABLE_MODELS
 pytestmark = pytest.mark.integration
 
 
-def test_create_tables_creates_four_tables_with_keys_and_ttl(dynamodb_local_endpoint: str, table_names: TableNames) -> None:
+def test_create_tables_creates_four_tables_with_keys_and_ttl(
+    dynamodb_local_endpoint: str, table_names: TableNames
+) -> None:
     report = create_tables(table_names, host=dynamodb_local_endpoint)
     assert sorted(report.created) == sorted(table_names.as_dict().values())
     botocore_client = JobTable(table_names.job, host=dynamodb_local_endpoint).client
@@ -49,7 +51,9 @@ def test_create_tables_creates_four_tables_with_keys_and_ttl(dynamodb_local_endp
         delete_tables(table_names, host=dynamodb_local_endpoint)
 
 
-def test_create_tables_twice_succeeds_and_changes_nothing(dynamodb_local_endpoint: str, table_names: TableNames) -> None:
+def test_create_tables_twice_succeeds_and_changes_nothing(
+    dynamodb_local_endpoint: str, table_names: TableNames
+) -> None:
     create_tables(table_names, host=dynamodb_local_endpoint)
     try:
         jobs = JobTable(table_names.job, host=dynamodb_local_endpoint)

@@ -25,7 +25,9 @@ def test_connection_errors_are_retryable() -> None:
     assert is_retryable(PutError("put failed", cause=ReadTimeoutError(endpoint_url="http://127.0.0.1:1")))
 
 
-@pytest.mark.parametrize("code", ["ValidationException", "ConditionalCheckFailedException", "ResourceNotFoundException"])
+@pytest.mark.parametrize(
+    "code", ["ValidationException", "ConditionalCheckFailedException", "ResourceNotFoundException"]
+)
 def test_permanent_errors_are_not_retried(code: str) -> None:
     calls = []
 
