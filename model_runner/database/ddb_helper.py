@@ -125,6 +125,8 @@ class DDBHelper:
     :param max_pool_connections: Optional[int] = HTTP connections shared by the threads using this table
     :param retry_policy: Optional[RetryPolicy] = retries of transient failures
     :param expire_days: Optional[int] = days before items expire (TTL); 7 when None
+    :param read_timeout_seconds: Optional[float] = read timeout of one request; 15 when None
+    :param connect_timeout_seconds: Optional[float] = connect timeout of one request; 5 when None
 
     Attributes:
         table_name (str): The name of the DynamoDB table to interact with.
@@ -146,6 +148,8 @@ class DDBHelper:
         max_pool_connections: int | None = None,
         retry_policy: RetryPolicy | None = None,
         expire_days: int | None = None,
+        read_timeout_seconds: float | None = None,
+        connect_timeout_seconds: float | None = None,
     ) -> None:
         model = item_class or self.item_class
         if model is None:
@@ -155,6 +159,10 @@ class DDBHelper:
             options["max_pool_connections"] = max_pool_connections
         if expire_days is not None:
             options["expire_days"] = expire_days
+        if read_timeout_seconds is not None:
+            options["read_timeout_seconds"] = read_timeout_seconds
+        if connect_timeout_seconds is not None:
+            options["connect_timeout_seconds"] = connect_timeout_seconds
         self.settings = TableSettings.resolve(table_name, self.table_env_var, host=host, region=region, **options)
         self.table_name: str = self.settings.table_name
         self.retry_policy = retry_policy or DEFAULT_POLICY
