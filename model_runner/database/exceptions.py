@@ -103,7 +103,7 @@ class UpdateRegionException(DatabaseError):
     """Updating a region (or recording a tile) failed."""
 
 
-class UpdateImageException(DatabaseError):
+class UpdateImageException(DDBUpdateException):
     """Updating an image job failed."""
 
 

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import TYPE_CHECKING, Any, ClassVar
+import time
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from pynamodb.attributes import UnicodeAttribute
+from pynamodb.attributes import BinarySetAttribute, UnicodeAttribute
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from .attributes import EpochSecondsTTLAttribute, IntegerAttribute
 from .ddb_helper import DDBHelper, DDBItem
+from .exceptions import (
+    CompleteRegionException,
+    DatabaseError,
+    EndImageException,
+    GetImageRequestItemException,
+    IsImageCompleteException,
+    StartImageException,
+    UpdateImageException,
+)
 
 if TYPE_CHECKING:
     from model_runner.api import ImageRequest
@@ -40,6 +53,9 @@ class JobItem(DDBItem):
     feature_properties: Optional[str] = additional feature properties or metadata from the image processing
     feature_distillation_option: Optional[str] = the options used in selecting features (e.g., NMS/SOFT_NMS)
     roi_wkt: Optional[str] = a Well-Known Text (WKT) representation of the requested processing bounds
+    completed_regions: Optional[Set[bytes]] = 8-byte BLAKE2b digests of the region ids already counted by
+        :meth:`JobTable.complete_region_request` (stored as ``crd``); bookkeeping of the table, never written back
+        by :meth:`JobTable.update_image_request`
     """
 
     class Meta:
@@ -67,9 +83,10 @@ class JobItem(DDBItem):
     feature_properties = UnicodeAttribute(null=True)
     feature_distillation_option = UnicodeAttribute(null=True)
     roi_wkt = UnicodeAttribute(null=True)
+    completed_regions = BinarySetAttribute(legacy_encoding=False, null=True, attr_name="crd")
 
     @classmethod
-    def from_image_request(cls, image_request: "ImageRequest") -> "JobItem":
+    def from_image_request(cls, image_request: ImageRequest) -> JobItem:
         """Create a JobItem from an ImageRequest instance.
 
         :param image_request: ImageRequest = The image request from which to generate the JobItem.
@@ -93,9 +110,40 @@ class JobItem(DDBItem):
         )
 
 
+#: DynamoDB's error code of a condition that did not hold.
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+#: Bytes of the digest that stands for a region id in ``completed_regions``: 10,000 regions take about 80 KB, and
+#: two ids of one job share a digest with a probability of about n^2 / 2^65 (3e-12 for 10,000 regions).
+REGION_DIGEST_SIZE = 8
+
+#: Attributes :meth:`JobTable.update_image_request` never writes: they change only atomically.
+ATOMIC_ATTRIBUTES = ("region_success", "region_error", "completed_regions")
+
+
+def region_digest(region_id: str) -> bytes:
+    """Return the digest that stands for a region id in a job's ``completed_regions``.
+
+    :param region_id: str = the region id
+    :return: bytes = its 8-byte BLAKE2b digest
+    """
+    return hashlib.blake2b(region_id.encode("utf-8"), digest_size=REGION_DIGEST_SIZE).digest()
+
+
+def now_millis() -> int:
+    """Return the current time in epoch milliseconds.
+
+    :return: int = epoch milliseconds
+    """
+    return int(time.time() * 1000)
+
+
 class JobTable(DDBHelper):
     """JobTable is a class meant to help OSML with accessing and interacting with the image processing jobs we track
     as part of the job status table.
+
+    Every operation is one request (plus a consistent read where noted), counters change only through atomic ADD,
+    and no operation but :meth:`start_image_request` creates a job.
 
     :param table_name: Optional[str] = the name of the table to interact with; JOB_TABLE when None
     :param kwargs: Any = connection options of :class:`~model_runner.database.ddb_helper.DDBHelper`
@@ -108,3 +156,245 @@ class JobTable(DDBHelper):
 
     def __init__(self, table_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(table_name, **kwargs)
+
+    # -- helpers -----------------------------------------------------------------------------------------------------
+
+    def _new_job(self, image_id: str) -> JobItem:
+        """Return a bound JobItem holding only the key (the target of an UpdateItem).
+
+        :param image_id: str = the job's image id
+        :return: JobItem = the bound item
+        """
+        return cast(JobItem, self.model(image_id))
+
+    def _read(self, image_id: str, exc_class: type[DatabaseError], action: str) -> JobItem | None:
+        """Read a job with a strongly consistent get.
+
+        :param image_id: str = the job's image id
+        :param exc_class: Type[DatabaseError] = the exception raised when the read fails
+        :param action: str = what the caller does, for the message
+        :return: Optional[JobItem] = the stored job, or None when there is none
+        :raises DatabaseError: ``exc_class`` when the read fails
+        """
+        key = {"image_id": image_id}
+        return cast("JobItem | None", self._run(lambda: self._fetch(image_id), exc_class, action, key))
+
+    def _update(
+        self,
+        job: JobItem,
+        actions: list[Action],
+        condition: Condition,
+        exc_class: type[DatabaseError],
+        action: str,
+    ) -> DatabaseError | None:
+        """Run one conditional UpdateItem (ReturnValues ALL_NEW, loaded into ``job``).
+
+        :param job: JobItem = the bound item to update; holds the stored job afterwards
+        :param actions: List[Action] = the update actions
+        :param condition: Condition = the condition of the update
+        :param exc_class: Type[DatabaseError] = the exception raised when the update fails
+        :param action: str = what the update does, for the message
+        :return: Optional[DatabaseError] = None when the update was applied; the exception when the condition did
+            not hold (the caller decides what that means)
+        :raises DatabaseError: ``exc_class`` when the request fails for any other reason
+        """
+        try:
+            self._run(lambda: job.update(actions=actions, condition=condition), exc_class, action, self.get_keys(job))
+        except DatabaseError as err:
+            if err.code != CONDITION_FAILED:
+                raise
+            return err
+        return None
+
+    # -- the job API -------------------------------------------------------------------------------------------------
+
+    def start_image_request(self, image_request_item: JobItem) -> JobItem:
+        """Start an image processing request for given image_id, this should be the first record for this image in the
+        table.
+
+        One conditional PutItem writes the item's set attributes with start_time (epoch ms, now), expire_time,
+        processing_duration 0, region_success 0 and region_error 0, only when the job does not exist yet. When it
+        exists (a redelivered request, or our own retry after a lost response) the stored job is left untouched,
+        counters and start_time included, and returned. The caller's item is not modified: use the returned one.
+
+        :param image_request_item: JobItem = the job to start; image_id is required
+
+        :return: JobItem = the stored job
+        :raises StartImageException: when the request fails
+        """
+        job = self._new_job(image_request_item.image_id)
+        job.attribute_values = {k: v for k, v in image_request_item.attribute_values.items() if v is not None}
+        job.start_time = now_millis()
+        job.expire_time = self.expire_time()
+        job.processing_duration = 0
+        job.region_success = 0
+        job.region_error = 0
+        job.attribute_values.pop("completed_regions", None)
+        key = {"image_id": job.image_id}
+        try:
+            self._run(
+                lambda: job.save(condition=JobItem.image_id.does_not_exist()),
+                StartImageException,
+                "start image request",
+                key,
+            )
+            return job
+        except DatabaseError as err:
+            if err.code != CONDITION_FAILED:
+                raise
+            stored = self._read(job.image_id, StartImageException, "start image request (read existing job)")
+            if stored is None:  # deleted or expired between the two requests
+                raise self.error(StartImageException, "start image request (job vanished)", key, err) from err
+            return stored
+
+    def complete_region_request(self, image_id: str, error: bool, region_id: str | None = None) -> JobItem:
+        """Update the image job to reflect that a region has succeeded or failed.
+
+        One UpdateItem ADDs 1 to region_success (or region_error when ``error``), on an existing job only, and returns
+        the job as stored after it.
+
+        With ``region_id`` the region is counted exactly once: the same UpdateItem adds the region's digest to
+        ``completed_regions`` on condition that it is not there yet. A completion of a region already counted (a
+        redelivered message, or our own retry after a lost response) changes nothing and returns the stored job, which
+        may then already be complete: aggregation must be safe to run again.
+
+        Without ``region_id`` the count is at least once: when a response is lost and the request is retried, the
+        region can be counted twice.
+
+        :param image_id: str = the unique identifier for the image we want to update
+        :param error: bool = if there was an error processing the region, is true else false
+        :param region_id: Optional[str] = the region completed; when given, it is counted only once
+
+        :return: JobItem = the job as stored after the update
+        :raises CompleteRegionException: when the job does not exist or the request fails
+        """
+        counter = JobItem.region_error if error else JobItem.region_success
+        actions: list[Action] = [counter.add(1)]
+        condition: Condition = JobItem.image_id.exists()
+        if region_id is not None:
+            digest = region_digest(region_id)
+            actions.append(JobItem.completed_regions.add({digest}))
+            condition = condition & ~JobItem.completed_regions.contains(digest)
+        job = self._new_job(image_id)
+        failed = self._update(job, actions, condition, CompleteRegionException, "complete region request")
+        if failed is None:
+            return job
+        stored = self._read(image_id, CompleteRegionException, "complete region request (read job)")
+        if stored is None or region_id is None:
+            raise self.error(
+                CompleteRegionException, "complete region request (job does not exist)", {"image_id": image_id}, failed
+            ) from failed
+        return stored
+
+    @staticmethod
+    def is_image_request_complete(image_request_item: JobItem) -> bool:
+        """Tell whether every region of a job has been counted, as a success or an error.
+
+        :param image_request_item: JobItem = the job, as returned by this table
+
+        :return: bool = True when region_success + region_error reaches region_count
+        :raises IsImageCompleteException: when region_count, region_success or region_error is not set
+        """
+        region_count = image_request_item.region_count
+        success = image_request_item.region_success
+        errors = image_request_item.region_error
+        if region_count is None or success is None or errors is None:
+            missing = [
+                name
+                for name, value in (
+                    ("region_count", region_count),
+                    ("region_success", success),
+                    ("region_error", errors),
+                )
+                if value is None
+            ]
+            raise IsImageCompleteException(
+                f"cannot tell whether job {image_request_item.image_id} is complete: {', '.join(missing)} not set",
+                key={"image_id": image_request_item.image_id},
+            )
+        return success + errors >= region_count
+
+    def end_image_request(self, image_id: str) -> JobItem:
+        """Stop an image processing job for given image_id and record the time the job ended, this should be the last
+        record for this image in the table.
+
+        DynamoDB cannot compute seconds from a stored start time in milliseconds, so this reads the job (consistent
+        get) and then sends one UpdateItem that SETs end_time (epoch ms, now) and processing_duration (seconds since
+        the stored start_time), on condition that the job exists and its start_time is still the one read (read again
+        and retried when it changed in between). No counter is written. A job without start_time gets end_time only.
+
+        :param image_id: str = the unique identifier for the image we want to stop processing
+
+        :return: JobItem = the job as stored after the update
+        :raises EndImageException: when the job does not exist or the request fails
+        """
+        key = {"image_id": image_id}
+        for _ in range(5):
+            stored = self._read(image_id, EndImageException, "end image request (read job)")
+            if stored is None:
+                raise self.error(EndImageException, "end image request (job does not exist)", key, None)
+            actions: list[Action] = [JobItem.end_time.set(now_millis())]
+            condition: Condition = JobItem.image_id.exists()
+            if stored.start_time is None:
+                condition = condition & JobItem.start_time.does_not_exist()
+            else:
+                actions.append(JobItem.processing_duration.set(self.get_processing_duration(int(stored.start_time))))
+                condition = condition & (JobItem.start_time == stored.start_time)
+            job = self._new_job(image_id)
+            if self._update(job, actions, condition, EndImageException, "end image request") is None:
+                return job
+        raise self.error(EndImageException, "end image request (start_time kept changing)", key, None)
+
+    def get_image_request(self, image_id: str) -> JobItem:
+        """Get a JobItem object from the table based on the image_id provided (strongly consistent read).
+
+        :param image_id: str = the unique identifier for the image we want to start processing
+
+        :return: JobItem = the stored job
+        :raises GetImageRequestItemException: when the job does not exist or the request fails
+        """
+        stored = self._read(image_id, GetImageRequestItemException, "get image request")
+        if stored is None:
+            raise self.error(
+                GetImageRequestItemException, "get image request (job does not exist)", {"image_id": image_id}, None
+            )
+        return stored
+
+    def update_image_request(self, image_request_item: JobItem) -> JobItem:
+        """Write the attributes set on a job item to the stored job, in one UpdateItem.
+
+        Only attributes that are set (not None) are written; region_success, region_error and completed_regions never
+        are (they change only atomically), so an item read earlier and written back loses no completion. The job must
+        exist: an update never creates one.
+
+        :param image_request_item: JobItem = the job, with the attributes to write set
+
+        :return: JobItem = the job as stored after the update
+        :raises UpdateImageException: when the job does not exist or the request fails
+        """
+        image_id = image_request_item.image_id
+        actions = self.actions_for(image_request_item, exclude=ATOMIC_ATTRIBUTES)
+        if not actions:
+            stored = self._read(image_id, UpdateImageException, "update image request (nothing to write)")
+            if stored is None:
+                raise self.error(
+                    UpdateImageException, "update image request (job does not exist)", {"image_id": image_id}, None
+                )
+            return stored
+        job = self._new_job(image_id)
+        failed = self._update(job, actions, JobItem.image_id.exists(), UpdateImageException, "update image request")
+        if failed is not None:
+            raise self.error(
+                UpdateImageException, "update image request (job does not exist)", {"image_id": image_id}, failed
+            ) from failed
+        return job
+
+    @staticmethod
+    def get_processing_duration(start_time: int) -> int:
+        """Return the whole seconds elapsed since a start time.
+
+        :param start_time: int = the start time in epoch milliseconds
+
+        :return: int = seconds since then
+        """
+        return int(time.time() - start_time / 1000)
