@@ -108,7 +108,8 @@ class DDBItem(Model):
 ItemT = TypeVar("ItemT", bound=DDBItem)
 
 _LEGACY_KEYWORDS = frozenset({"SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN"})
-_LEGACY_NAME = re.compile(r"(?<![#:\w])([A-Za-z_][A-Za-z0-9_]*)(?!\s*\()")
+_LEGACY_NAME = re.compile(r"(?<![#:\w])([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()")
+_PLACEHOLDER = re.compile(r"#\w+")
 
 
 class DDBHelper:
@@ -447,27 +448,35 @@ class DDBHelper:
         if values:
             params["ExpressionAttributeValues"] = values
         response = self._run(lambda: self.client.update_item(**params), DDBUpdateException, "update item", key)
-        return {k: deserialize_value(v) for k, v in response.get("Attributes", {}).items()}
+        # the same names as the other forms return: Python names for the model's attributes, others as stored
+        python_names = {attribute.attr_name: name for name, attribute in self.model.get_attributes().items()}
+        return {python_names.get(k, k): deserialize_value(v) for k, v in response.get("Attributes", {}).items()}
 
     @staticmethod
     def legacy_expression(expression: str) -> tuple[str, dict[str, str]]:
         """Rewrite a legacy expression so that every bare attribute name becomes an expression attribute name.
 
         ``SET region_count = :c`` becomes ``SET #n0 = :c`` with ``{"#n0": "region_count"}``; placeholders
-        (``#x``, ``:x``), keywords and function names are kept.
+        (``#x``, ``:x``), keywords and function names are kept, and the generated placeholders never reuse one the
+        expression already has.
 
         :param expression: str = the legacy update or condition expression
         :return: Tuple[str, Dict[str, str]] = the expression with placeholders, and the names they stand for
         """
         names: dict[str, str] = {}
         placeholders: dict[str, str] = {}
+        taken = set(_PLACEHOLDER.findall(expression))
 
         def substitute(match: re.Match[str]) -> str:
             word = match.group(1)
             if word.upper() in _LEGACY_KEYWORDS:
                 return word
             if word not in placeholders:
-                placeholders[word] = f"#n{len(placeholders)}"
+                index = len(placeholders)
+                while f"#n{index}" in taken:
+                    index += 1
+                placeholders[word] = f"#n{index}"
+                taken.add(placeholders[word])
                 names[placeholders[word]] = word
             return placeholders[word]
 
@@ -493,7 +502,8 @@ class DDBHelper:
     def get_update_params(body: dict[str, Any], ddb_item: DDBItem) -> tuple[str, dict[str, Any]]:
         """Generate a legacy update expression and its attributes from a dictionary of new values.
 
-        Keys of the item and None values are left out. Names and values both go through placeholders: the
+        Keys of the item and None values are left out. An attribute of the item's model is written under its stored
+        name (``attr_name``), any other name as given. Names and values both go through placeholders: the
         returned dictionary holds ``#nN`` entries (attribute names) and ``:vN`` entries (values), which
         :meth:`update_ddb_item` passes as ExpressionAttributeNames and ExpressionAttributeValues.
 
@@ -502,16 +512,19 @@ class DDBHelper:
 
         :return: Tuple[str, Dict[str, Any]] = the generated update expression and attributes
         """
+        model_attributes = type(ddb_item).get_attributes()
+        stored_names = {name: attribute.attr_name for name, attribute in model_attributes.items()}
         key = ddb_item.ddb_key
         keys = {key.hash_key, key.range_key}
         clauses: list[str] = []
         attributes: dict[str, Any] = {}
         for name, value in body.items():
-            if name in keys or value is None:
+            stored_name = stored_names.get(name, name)
+            if stored_name in keys or name in keys or value is None:
                 continue
             index = len(clauses)
             clauses.append(f"#n{index} = :v{index}")
-            attributes[f"#n{index}"] = name
+            attributes[f"#n{index}"] = stored_name
             attributes[f":v{index}"] = value
         return ("SET " + ", ".join(clauses) if clauses else ""), attributes
 
