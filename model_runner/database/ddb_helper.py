@@ -320,13 +320,15 @@ class DDBHelper:
 
         The items are split into requests of up to 25 (DynamoDB's limit). Unprocessed items and throttled or failed
         requests (throttling, 5xx, dropped connections) are sent again after a capped exponential backoff with full
-        jitter, at most ``max_retries`` times and for at most ``max_total`` seconds of backoff in all. Permanent errors
-        (validation, item too large, missing table) are not retried.
+        jitter, at most ``max_retries`` times and for at most ``max_total`` seconds of backoff while no item gets
+        written; a request that writes at least one item starts the backoff over, so a long batch under steady
+        throttling slows down but does not fail. Permanent errors (validation, item too large, missing table) are not
+        retried.
 
         :param ddb_items: Sequence[DDBItem] = items to write; an item with the key of a stored item replaces it
-        :param max_retries: int = maximum number of retries over the whole call. Defaults to 500.
+        :param max_retries: int = maximum number of retries in a row without progress. Defaults to 500.
         :param max_delay: float = maximum delay in seconds of one backoff, before jitter. Defaults to 8 seconds.
-        :param max_total: float = maximum seconds of backoff over the whole call. Defaults to 120 seconds.
+        :param max_total: float = maximum seconds of backoff in a row without progress. Defaults to 120 seconds.
         :param on_retry: Optional[Callable[[int], None]] = called with the number of items sent again, on each retry
 
         :return: None
@@ -351,6 +353,8 @@ class DDBHelper:
                     raise self._batch_error(len(pending), key, err) from err
                 unprocessed, failure = chunk, err
             pending = unprocessed + rest
+            if len(unprocessed) < len(chunk):  # progress: the next stall backs off from the start again
+                delays = policy.delays()
             if unprocessed:
                 delay = next(delays, None)
                 if delay is None:
