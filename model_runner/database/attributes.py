@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from pynamodb.attributes import ListAttribute, NumberAttribute, TTLAttribute
+from pynamodb.attributes import UnicodeAttribute as _PynamoUnicodeAttribute
 
 Number = int | float
 
@@ -52,6 +53,31 @@ def to_native(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [to_native(value) for value in data]
     return data
+
+
+class UnicodeAttribute(_PynamoUnicodeAttribute):
+    """PynamoDB's string attribute, refusing what is not a string and text that is not valid UTF-8.
+
+    PynamoDB's own serializes any value and its client skips botocore's parameter validation, so a number given for
+    an id would be stored as its digits, a list would reach DynamoDB as a malformed request, and a lone surrogate
+    would depend on the server; here each is refused before any request.
+    """
+
+    def serialize(self, value: Any) -> Any:
+        """Encode a string for DynamoDB.
+
+        :param value: Any = the string
+        :return: Any = the value to send
+        :raises TypeError: when the value is not a str
+        :raises ValueError: when the text cannot be encoded as UTF-8 (lone surrogates)
+        """
+        if not isinstance(value, str):
+            raise TypeError(f"{self.attr_name}: expected a string, got {type(value).__name__}: {value!r}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"{self.attr_name}: not valid UTF-8 text (lone surrogate at index {err.start})") from err
+        return super().serialize(value)
 
 
 class IntegerAttribute(NumberAttribute):
@@ -109,7 +135,10 @@ class NativeListAttribute(ListAttribute[Any]):
         :param values: Any = the list
         :param null_check: bool = passed to PynamoDB
         :return: Any = the DynamoDB list value
+        :raises TypeError: when the value is not a list or tuple (a string would become a list of its characters)
         """
+        if not isinstance(values, (list, tuple)):
+            raise TypeError(f"{self.attr_name}: expected a list, got {type(values).__name__}: {values!r}")
         return super().serialize(to_native(values), null_check=null_check)
 
 
