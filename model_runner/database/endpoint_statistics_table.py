@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, cast
 
-from pynamodb.attributes import UnicodeAttribute
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from .attributes import IntegerAttribute
+from .attributes import IntegerAttribute, UnicodeAttribute
 from .ddb_helper import DDBHelper, DDBItem
 from .exceptions import DatabaseError, EndpointStatisticsException
 

@@ -7,11 +7,11 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from pynamodb.attributes import BinarySetAttribute, UnicodeAttribute
+from pynamodb.attributes import BinarySetAttribute
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from .attributes import EpochSecondsTTLAttribute, IntegerAttribute
+from .attributes import EpochSecondsTTLAttribute, IntegerAttribute, UnicodeAttribute
 from .ddb_helper import DDBHelper, DDBItem
 from .exceptions import (
     CompleteRegionException,
