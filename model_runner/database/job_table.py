@@ -126,7 +126,11 @@ def region_digest(region_id: str) -> bytes:
 
     :param region_id: str = the region id
     :return: bytes = its 8-byte BLAKE2b digest
+    :raises TypeError: when the region id is not a string
+    :raises ValueError: when it is not valid UTF-8 text (lone surrogates)
     """
+    if not isinstance(region_id, str):
+        raise TypeError(f"region_id: expected a string, got {type(region_id).__name__}: {region_id!r}")
     return hashlib.blake2b(region_id.encode("utf-8"), digest_size=REGION_DIGEST_SIZE).digest()
 
 
