@@ -55,12 +55,28 @@ def check_str(owner: str, field: str, value: object, *, allow_empty: bool = Fals
     :param value: object = the value given
     :param allow_empty: bool = whether "" is acceptable
     :return: str = the value
-    :raises RequestValidationError: when it is not a string, or is empty and that is not allowed
+    :raises RequestValidationError: when it is not a string, is empty and that is not allowed, or is not valid
+        UTF-8 text (a lone surrogate: DynamoDB could not store it)
     """
     if not isinstance(value, str) or (not value and not allow_empty):
         expected = "a string" if allow_empty else "a non-empty string"
         raise fail(owner, field, f"expected {expected}, got {value!r}")
+    _check_utf8(owner, field, value)
     return value
+
+
+def _check_utf8(owner: str, field: str, value: str) -> None:
+    """Refuse text that cannot be encoded as UTF-8.
+
+    :param owner: str = the request class name
+    :param field: str = the field name
+    :param value: str = the text
+    :raises RequestValidationError: when it holds a lone surrogate
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise fail(owner, field, f"expected UTF-8 text, got a lone surrogate at index {error.start}") from error
 
 
 def check_optional_str(owner: str, field: str, value: object) -> str | None:
@@ -70,12 +86,13 @@ def check_optional_str(owner: str, field: str, value: object) -> str | None:
     :param field: str = the field name
     :param value: object = the value given
     :return: Optional[str] = the value, or None when it is None or ""
-    :raises RequestValidationError: when it is neither None nor a string
+    :raises RequestValidationError: when it is neither None nor a string, or is not valid UTF-8 text
     """
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise fail(owner, field, f"expected a string or None, got {value!r}")
+    _check_utf8(owner, field, value)
     return value
 
 
