@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pynamodb.attributes import UnicodeAttribute
-
-from .attributes import EpochSecondsTTLAttribute, IntegerAttribute, NativeListAttribute
+from .attributes import EpochSecondsTTLAttribute, IntegerAttribute, NativeListAttribute, UnicodeAttribute
 from .ddb_helper import DDBHelper, DDBItem
 
 if TYPE_CHECKING:
