@@ -39,7 +39,7 @@ import struct
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from types import TracebackType
 from typing import Any
@@ -366,6 +366,9 @@ class FaultProxy:
         self._server: socketserver.ThreadingTCPServer | None = None
         self._thread: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
+        #: Called with (operation, request body) for every request, before any fault; tests use it to see exactly
+        #: what the client sent.
+        self.on_request: Callable[[str, bytes], None] | None = None
 
     # -- life cycle --------------------------------------------------------------------------------------------------
 
@@ -536,6 +539,8 @@ class FaultProxy:
                     return
                 method, path, headers, body = request
                 operation = _operation(headers)
+                if self.on_request is not None:
+                    self.on_request(operation, body)
                 kind = self._decide(operation)
                 try:
                     if not self._handle(connection, upstream, operation, kind, method, path, headers, body):
