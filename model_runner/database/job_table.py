@@ -54,8 +54,8 @@ class JobItem(DDBItem):
     feature_distillation_option: Optional[str] = the options used in selecting features (e.g., NMS/SOFT_NMS)
     roi_wkt: Optional[str] = a Well-Known Text (WKT) representation of the requested processing bounds
     completed_regions: Optional[Set[bytes]] = 8-byte BLAKE2b digests of the region ids already counted by
-        :meth:`JobTable.complete_region_request` (stored as ``crd``); bookkeeping of the table, never written back
-        by :meth:`JobTable.update_image_request`
+    :meth:`JobTable.complete_region_request` (stored as ``crd``); bookkeeping of the table, never written back
+    by :meth:`JobTable.update_image_request`
     """
 
     class Meta:
