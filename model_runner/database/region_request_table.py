@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+import numbers
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+
+from model_runner.common.typing import ImageRegion, RequestStatus, TileState
 
 from .attributes import EpochSecondsTTLAttribute, IntegerAttribute, NativeListAttribute, UnicodeAttribute
 from .ddb_helper import DDBHelper, DDBItem
+from .exceptions import (
+    DatabaseError,
+    GetRegionRequestItemException,
+    StartRegionException,
+    UpdateRegionException,
+)
 
 if TYPE_CHECKING:
     from model_runner.api import RegionRequest
@@ -66,7 +80,7 @@ class RegionRequestItem(DDBItem):
     tile_size = NativeListAttribute(null=True)
 
     @classmethod
-    def from_region_request(cls, region_request: "RegionRequest") -> "RegionRequestItem":
+    def from_region_request(cls, region_request: RegionRequest) -> RegionRequestItem:
         """Helper method to create a RegionRequestItem from a RegionRequest object.
 
         :param region_request: A RegionRequest object.
@@ -85,9 +99,107 @@ class RegionRequestItem(DDBItem):
         )
 
 
+#: DynamoDB's error code of a condition that did not hold.
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+#: Attributes that change only atomically (tile lists by append, counters by ADD or increment): no update writes the
+#: value a caller holds, so an item read earlier and written back loses no tile and no retry.
+ATOMIC_ATTRIBUTES = (
+    "succeeded_tiles",
+    "failed_tiles",
+    "succeeded_tile_count",
+    "failed_tile_count",
+    "region_retry_count",
+)
+
+#: Attributes :meth:`RegionRequestTable.start_region_request` sets itself, whatever the caller's item holds.
+START_ATTRIBUTES = (
+    *ATOMIC_ATTRIBUTES,
+    "region_status",
+    "start_time",
+    "last_updated_time",
+    "expire_time",
+    "end_time",
+    "processing_duration",
+)
+
+#: Attempts of :meth:`RegionRequestTable.add_tile` when a condition fails but the tile is not recorded (the region
+#: was deleted and created again in between).
+ADD_TILE_ATTEMPTS = 3
+
+
+def now_millis() -> int:
+    """Return the current time in epoch milliseconds.
+
+    :return: int = epoch milliseconds
+    """
+    return int(time.time() * 1000)
+
+
+def normalize_tile(tile: Any) -> list[list[int]]:
+    """Check a tile and return it as stored: ``[[row, col], [width, height]]``.
+
+    :param tile: Any = the tile, ``((row, col), (width, height))`` as tuples or lists of non-negative ints
+    :return: List[List[int]] = the tile as lists of ints
+    :raises ValueError: when the tile is not two pairs of non-negative ints (bools, floats and strings refused)
+    """
+    if not isinstance(tile, (tuple, list)) or len(tile) != 2:
+        raise ValueError(f"a tile is ((row, col), (width, height)), got {tile!r}")
+    result: list[list[int]] = []
+    for pair in tile:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"a tile is ((row, col), (width, height)), got {tile!r}")
+        values: list[int] = []
+        for value in pair:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
+                raise ValueError(f"a tile holds non-negative ints, got {value!r} in {tile!r}")
+            values.append(int(value))
+        result.append(values)
+    return result
+
+
+def tile_state(state: Any) -> TileState:
+    """Return the TileState of a state given as a TileState or its value.
+
+    :param state: Any = TileState.SUCCEEDED / TileState.FAILED, or "succeeded" / "failed"
+    :return: TileState = the state
+    :raises ValueError: for anything else
+    """
+    if isinstance(state, TileState):
+        return state
+    if isinstance(state, str):
+        try:
+            return TileState(state)
+        except ValueError:
+            pass
+    raise ValueError(f"a tile state is one of {[s.value for s in TileState]}, got {state!r}")
+
+
+def request_status(status: Any) -> str:
+    """Return the stored value of a region status given as a RequestStatus or its value.
+
+    :param status: Any = a RequestStatus, or its value such as "SUCCESS"
+    :return: str = the value stored in region_status
+    :raises ValueError: for anything else
+    """
+    if isinstance(status, RequestStatus):
+        return status.value
+    if isinstance(status, str):
+        try:
+            return RequestStatus(status).value
+        except ValueError:
+            pass
+    raise ValueError(f"a region status is one of {[s.value for s in RequestStatus]}, got {status!r}")
+
+
 class RegionRequestTable(DDBHelper):
     """RegionRequestTable is a class meant to help OSML with accessing and interacting with the region processing
     jobs we track as part of the region table.
+
+    Every write is one UpdateItem returning the item as stored after it. Tiles are recorded only by
+    :meth:`add_tile` (atomic append, each tile once per state, its count by ADD), the retry count only by
+    :meth:`start_region_request`; no other method writes them, and no method but :meth:`start_region_request` creates
+    a region.
 
     :param table_name: Optional[str] = the name of the table to interact with; REGION_REQUEST_TABLE when None
     :param kwargs: Any = connection options of :class:`~model_runner.database.ddb_helper.DDBHelper`
@@ -100,3 +212,249 @@ class RegionRequestTable(DDBHelper):
 
     def __init__(self, table_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(table_name, **kwargs)
+
+    # -- helpers -----------------------------------------------------------------------------------------------------
+
+    def _new_region(self, image_id: str, region_id: str) -> RegionRequestItem:
+        """Return a bound RegionRequestItem holding only the key (the target of an UpdateItem).
+
+        :param image_id: str = the region's image id
+        :param region_id: str = the region id
+        :return: RegionRequestItem = the bound item
+        """
+        return cast(RegionRequestItem, self.model(image_id, region_id))
+
+    def _read(
+        self, image_id: str, region_id: str, exc_class: type[DatabaseError], action: str
+    ) -> RegionRequestItem | None:
+        """Read a region with a strongly consistent get.
+
+        :param image_id: str = the region's image id
+        :param region_id: str = the region id
+        :param exc_class: Type[DatabaseError] = the exception raised when the read fails
+        :param action: str = what the caller does, for the message
+        :return: Optional[RegionRequestItem] = the stored region, or None when there is none
+        :raises DatabaseError: ``exc_class`` when the read fails
+        """
+        key = {"image_id": image_id, "region_id": region_id}
+        return cast(
+            "RegionRequestItem | None", self._run(lambda: self._fetch(image_id, region_id), exc_class, action, key)
+        )
+
+    def _update(
+        self,
+        region: RegionRequestItem,
+        actions: Sequence[Action],
+        condition: Condition | None,
+        exc_class: type[DatabaseError],
+        action: str,
+    ) -> DatabaseError | None:
+        """Run one UpdateItem (ReturnValues ALL_NEW, loaded into ``region``).
+
+        :param region: RegionRequestItem = the bound item to update; holds the stored region afterwards
+        :param actions: Sequence[Action] = the update actions
+        :param condition: Optional[Condition] = the condition of the update
+        :param exc_class: Type[DatabaseError] = the exception raised when the update fails
+        :param action: str = what the update does, for the message
+        :return: Optional[DatabaseError] = None when the update was applied; the exception when the condition did
+            not hold (the caller decides what that means)
+        :raises DatabaseError: ``exc_class`` when the request fails for any other reason
+        """
+        try:
+            self._run(
+                lambda: region.update(actions=list(actions), condition=condition),
+                exc_class,
+                action,
+                self.get_keys(region),
+            )
+        except DatabaseError as err:
+            if err.code != CONDITION_FAILED:
+                raise
+            return err
+        return None
+
+    # -- the region API ----------------------------------------------------------------------------------------------
+
+    def start_region_request(self, region_request_item: RegionRequestItem) -> RegionRequestItem:
+        """Start a region processing request for given region pixel bounds, this should be the first record
+        for this region in the table.
+
+        One UpdateItem, without condition or read, creates the region or starts it again:
+
+        - region_status STARTED, last_updated_time (epoch ms, now) and expire_time are set; end_time and
+          processing_duration of an earlier completion are removed;
+        - start_time (epoch ms, now) is set only when the region has none: a restart keeps the first start time;
+        - succeeded_tiles, failed_tiles (empty) and their counts (0) are set only when absent: a restart keeps the
+          tiles already recorded, and a worker retrying the region skips the succeeded ones;
+        - region_retry_count is 0 on the first start and grows by one on every later start (a redelivered start
+          message, a region requeued after a crash, or our own retry of a request whose response was lost);
+        - the other attributes set on the item (job_id, region_bounds, tile_size, ...) are written as given.
+
+        The caller's item is not modified: use the returned one.
+
+        :param region_request_item: RegionRequestItem = the region to start; image_id and region_id are required
+
+        :return: RegionRequestItem = the region as stored after the update
+        :raises StartRegionException: when the request fails
+        """
+        item = RegionRequestItem
+        now = now_millis()
+        actions: list[Action] = [
+            item.region_status.set(RequestStatus.STARTED.value),
+            item.start_time.set(item.start_time | now),
+            item.last_updated_time.set(now),
+            item.expire_time.set(cast(Any, self.expire_time())),  # epoch seconds: EpochSecondsTTLAttribute
+            item.end_time.remove(),
+            item.processing_duration.remove(),
+            item.succeeded_tiles.set(item.succeeded_tiles | []),
+            item.failed_tiles.set(item.failed_tiles | []),
+            item.succeeded_tile_count.set(item.succeeded_tile_count | 0),
+            item.failed_tile_count.set(item.failed_tile_count | 0),
+            item.region_retry_count.set((item.region_retry_count | -1) + 1),
+            *self.actions_for(region_request_item, exclude=START_ATTRIBUTES),
+        ]
+        region = self._new_region(region_request_item.image_id, region_request_item.region_id)
+        self._update(region, actions, None, StartRegionException, "start region request")
+        return region
+
+    def complete_region_request(
+        self, region_request_item: RegionRequestItem, region_status: RequestStatus | str
+    ) -> RegionRequestItem:
+        """Update the region job to reflect that a region has succeeded or failed.
+
+        One UpdateItem, on an existing region only, SETs region_status, end_time and last_updated_time (epoch ms,
+        now) and processing_duration: the **milliseconds** since the region's start_time (as the classic
+        implementation stores it; the job table's processing_duration is in seconds). The start time is the item's
+        when it has one, else the stored one, which then takes a consistent read first; a region without any start
+        time gets no processing_duration. Nothing else is written: tiles and counts recorded meanwhile are kept.
+
+        :param region_request_item: RegionRequestItem = the region to complete (image_id and region_id)
+        :param region_status: Union[RequestStatus, str] = Status of region at completion (FAILED, PARTIAL,
+            SUCCESS, ...), or its value
+
+        :return: RegionRequestItem = the region as stored after the update
+        :raises UpdateRegionException: when the status is not a RequestStatus, the region does not exist or the
+            request fails
+        """
+        image_id, region_id = region_request_item.image_id, region_request_item.region_id
+        key = {"image_id": image_id, "region_id": region_id}
+        try:
+            status = request_status(region_status)
+        except ValueError as err:
+            raise self.error(UpdateRegionException, "complete region request (bad status)", key, err) from err
+        start_time = region_request_item.start_time
+        if start_time is None:
+            stored = self._read(image_id, region_id, UpdateRegionException, "complete region request (read start)")
+            if stored is None:
+                raise self.error(UpdateRegionException, "complete region request (region does not exist)", key, None)
+            start_time = stored.start_time
+        now = now_millis()
+        actions: list[Action] = [
+            RegionRequestItem.region_status.set(status),
+            RegionRequestItem.end_time.set(now),
+            RegionRequestItem.last_updated_time.set(now),
+        ]
+        if start_time is not None:
+            actions.append(RegionRequestItem.processing_duration.set(now - int(start_time)))
+        region = self._new_region(image_id, region_id)
+        failed = self._update(
+            region, actions, RegionRequestItem.image_id.exists(), UpdateRegionException, "complete region request"
+        )
+        if failed is not None:
+            raise self.error(
+                UpdateRegionException, "complete region request (region does not exist)", key, failed
+            ) from failed
+        return region
+
+    def update_region_request(self, region_request_item: RegionRequestItem) -> RegionRequestItem:
+        """Update the region info in the ddb
+
+        One UpdateItem, on an existing region only, SETs the attributes set (not None) on the item and
+        last_updated_time (epoch ms, now). succeeded_tiles, failed_tiles, their counts and region_retry_count are
+        never written (they change only atomically, through :meth:`add_tile` and :meth:`start_region_request`): an
+        item read before tiles were added and written back keeps those tiles, and counts set on the item are ignored.
+
+        :param region_request_item: RegionRequestItem = the region, with the attributes to write set
+
+        :return: RegionRequestItem = the region as stored after the update
+        :raises UpdateRegionException: when the region does not exist or the request fails
+        """
+        image_id, region_id = region_request_item.image_id, region_request_item.region_id
+        actions = self.actions_for(region_request_item, exclude=(*ATOMIC_ATTRIBUTES, "last_updated_time"))
+        actions.append(RegionRequestItem.last_updated_time.set(now_millis()))
+        region = self._new_region(image_id, region_id)
+        failed = self._update(
+            region, actions, RegionRequestItem.image_id.exists(), UpdateRegionException, "update region request"
+        )
+        if failed is not None:
+            key = {"image_id": image_id, "region_id": region_id}
+            raise self.error(UpdateRegionException, "update region request (region does not exist)", key, failed) from (
+                failed
+            )
+        return region
+
+    def get_region_request(self, region_id: str, image_id: str) -> RegionRequestItem | None:
+        """Get a RegionRequestItem object from the table based on the region_id and image_id provided (strongly
+        consistent read).
+
+        :param region_id: str = the unique identifier for the region we want to start processing
+        :param image_id: str = the unique identifier for the image (hash key)
+
+        :return: Optional[RegionRequestItem] = region request item, None when there is none
+        :raises GetRegionRequestItemException: when the request fails
+        """
+        return self._read(image_id, region_id, GetRegionRequestItemException, "get region request")
+
+    def add_tile(
+        self, image_id: str, region_id: str, tile: ImageRegion | Sequence[Sequence[int]], state: TileState | str
+    ) -> RegionRequestItem:
+        """Append tile to the with the associated state to associated RegionRequestItem in the table.
+
+        The tile is checked first (two pairs of non-negative ints); nothing is written when it is malformed. One
+        UpdateItem, on an existing region whose list for ``state`` does not hold the tile yet, appends
+        ``[[row, col], [width, height]]`` to succeeded_tiles or failed_tiles (created when absent) and ADDs 1 to
+        succeeded_tile_count or failed_tile_count. A tile already recorded in that state (a redelivered tile, or our
+        own retry after a lost response) changes nothing: the stored region is returned, so each count always equals
+        the length of its list.
+
+        A tile is recorded once per state: a tile that failed and later succeeded (on a retry of the region) is in
+        both lists, once each, as in the classic implementation; a worker that skips succeeded tiles never records a
+        failure after a success.
+
+        :param image_id: str = the id of the image request we want to update
+        :param region_id: str = the id of the region request we want to update
+        :param tile: ImageRegion = the tile, ((row, col), (width, height)), as tuples or lists
+        :param state: Union[TileState, str] = state of the tile to add, i.e. succeeded or failed (or its value)
+        :return: RegionRequestItem = the region as stored after the update
+        :raises UpdateRegionException: when the tile or the state is malformed, the region does not exist or the
+            request fails
+        """
+        key = {"image_id": image_id, "region_id": region_id}
+        try:
+            value = normalize_tile(tile)
+            checked_state = tile_state(state)
+        except ValueError as err:
+            raise self.error(UpdateRegionException, "add tile (bad input)", key, err) from err
+        item = RegionRequestItem
+        if checked_state is TileState.SUCCEEDED:
+            list_name, tiles, count = "succeeded_tiles", item.succeeded_tiles, item.succeeded_tile_count
+        else:
+            list_name, tiles, count = "failed_tiles", item.failed_tiles, item.failed_tile_count
+        actions: list[Action] = [
+            tiles.set((tiles | []).append([value])),
+            count.add(1),
+            RegionRequestItem.last_updated_time.set(now_millis()),
+        ]
+        condition = RegionRequestItem.image_id.exists() & ~tiles.contains(value)
+        failed: DatabaseError | None = None
+        for _ in range(ADD_TILE_ATTEMPTS):
+            region = self._new_region(image_id, region_id)
+            failed = self._update(region, actions, condition, UpdateRegionException, "add tile")
+            if failed is None:
+                return region
+            stored = self._read(image_id, region_id, UpdateRegionException, "add tile (read region)")
+            if stored is None:
+                raise self.error(UpdateRegionException, "add tile (region does not exist)", key, failed) from failed
+            if value in (getattr(stored, list_name) or []):
+                return stored
+        raise self.error(UpdateRegionException, "add tile (condition kept failing)", key, failed) from failed
