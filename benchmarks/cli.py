@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shutil
 import sys
 import time
@@ -141,6 +142,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
                 run_id=run_id,
             )
             results["feature_path"] = run_feature_path(feature_config, log)
+    if hasattr(os, "getloadavg"):
+        results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["floor"] = floor_summary(results)
     results["classic"] = classic_summary(results)
     results["targets"] = evaluate_targets(results)

@@ -14,6 +14,7 @@ the overhead of our layer.
 
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import time
@@ -328,28 +329,32 @@ def measure_case(case: OperationCase, repos: Repositories, replayer: Replayer, c
 
     ours_seconds: list[float] = []
     floor_seconds: list[float] = []
+    ours_cpu: list[float] = []
+    floor_cpu: list[float] = []
     floor_errors: list[str] = []
-    clock = time.perf_counter
+    clock, cpu_clock = time.perf_counter, time.process_time
+
+    def timed(function: Callable[[], Any]) -> tuple[float, float]:
+        cpu, start = cpu_clock(), clock()
+        function()
+        return clock() - start, cpu_clock() - cpu
+
+    gc.collect()
     for index in range(calls):
-        ours_call, floor_call = ours[index], floor_calls[index]
-        if index % 2 == 0:
-            start = clock()
-            ours_call()
-            middle = clock()
-            floor_errors.extend(replayer.send(floor_call))
-            end = clock()
-            ours_seconds.append(middle - start)
-            floor_seconds.append(end - middle)
+        prepared = floor_calls[index]
+        ours_call: Call = ours[index]
+        floor_call: Call = partial(lambda p: floor_errors.extend(replayer.send(p)), prepared)
+        if index % 2 == 0:  # alternate who goes first: drift of a noisy machine hits both alike
+            ours_time, floor_time = timed(ours_call), timed(floor_call)
         else:
-            start = clock()
-            floor_errors.extend(replayer.send(floor_call))
-            middle = clock()
-            ours_call()
-            end = clock()
-            floor_seconds.append(middle - start)
-            ours_seconds.append(end - middle)
+            floor_time, ours_time = timed(floor_call), timed(ours_call)
+        ours_seconds.append(ours_time[0])
+        ours_cpu.append(ours_time[1])
+        floor_seconds.append(floor_time[0])
+        floor_cpu.append(floor_time[1])
 
     counts = [len(requests) for requests in per_call]
+    paired = [ours_time / floor_time for ours_time, floor_time in zip(ours_seconds, floor_seconds, strict=True)]
     ours_stats, floor_stats = summarize(ours_seconds), summarize(floor_seconds)
     requests_per_call = statistics.median(counts)
     return {
@@ -365,6 +370,9 @@ def measure_case(case: OperationCase, repos: Repositories, replayer: Replayer, c
         "floor": floor_stats,
         "ratio_median": round(ours_stats["median_ms"] / floor_stats["median_ms"], 3),
         "ratio_p95": round(ours_stats["p95_ms"] / floor_stats["p95_ms"], 3),
+        "ratio_paired_median": round(statistics.median(paired), 3),
+        "ours_cpu_us_median": round(statistics.median(ours_cpu) * 1e6, 1),
+        "floor_cpu_us_median": round(statistics.median(floor_cpu) * 1e6, 1),
         "recorded_errors": dict(recorded.errors),
         "floor_errors": len(floor_errors),
         "capacity_units_per_call": round((recorded.read_units + recorded.write_units) / max(1, calls), 3),

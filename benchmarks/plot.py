@@ -1,4 +1,4 @@
-"""The plot for the docs: feature throughput and aggregation memory against N."""
+"""The plot for the docs: feature throughput, aggregation memory and capacity units against N."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _series(sizes: list[dict[str, Any]], phase: str, variant: str, key: str) -> 
 
 
 def plot_results(results: dict[str, Any], path: Path) -> Path:
-    """Draw storage and aggregation throughput and aggregation peak memory against N into a PNG.
+    """Draw storage and aggregation throughput, aggregation peak memory and capacity units against N into a PNG.
 
     :param results: Dict[str, Any] = the run's figures (``feature_path`` section)
     :param path: Path = the PNG to write
@@ -39,7 +39,8 @@ def plot_results(results: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     sizes = results.get("feature_path", {}).get("sizes", [])
-    figure, (store_axis, read_axis, memory_axis) = plt.subplots(1, 3, figsize=(15, 4.6))
+    figure, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    (store_axis, read_axis), (memory_axis, units_axis) = axes
     for variant, (colour, marker) in STORAGE_STYLES.items():
         xs, ys = _series(sizes, "storage", variant, "features_per_second")
         if xs:
@@ -51,10 +52,21 @@ def plot_results(results: dict[str, Any], path: Path) -> Path:
         xs, ys = _series(sizes, "aggregation", variant, "peak_rss_delta_mib")
         if xs:
             memory_axis.plot(xs, ys, color=colour, marker=marker, label=variant)
+    for variant, (colour, marker) in STORAGE_STYLES.items():
+        if variant == "floor":  # the floor sends ours' requests: the same units
+            continue
+        xs, ys = _series(sizes, "storage", variant, "write_capacity_units")
+        if xs:
+            units_axis.plot(xs, ys, color=colour, marker=marker, label=f"{variant} write (storage)")
+        reader = "ours_stream" if variant == "ours" else variant
+        xs, ys = _series(sizes, "aggregation", reader, "read_capacity_units")
+        if xs:
+            units_axis.plot(xs, ys, color=colour, marker=marker, linestyle="--", label=f"{variant} read (aggregation)")
     titles = (
         (store_axis, "Storage throughput", "features / s"),
         (read_axis, "Aggregation throughput", "features / s"),
         (memory_axis, "Aggregation peak RSS above baseline", "MiB"),
+        (units_axis, "Capacity units consumed", "capacity units"),
     )
     for axis, title, unit in titles:
         axis.set_title(title)
@@ -66,6 +78,7 @@ def plot_results(results: dict[str, Any], path: Path) -> Path:
             axis.legend(fontsize="small")
     store_axis.set_yscale("log")
     read_axis.set_yscale("log")
+    units_axis.set_yscale("log")
     machine = results.get("machine", {})
     figure.suptitle(
         f"DynamoDB Local on 127.0.0.1, {machine.get('cpus_usable', '?')} CPUs, "
