@@ -1,0 +1,215 @@
+"""``demo``: run a whole synthetic image job with many workers, show its progress, and report what it did and cost.
+
+With no endpoint configured (no ``--endpoint-url``, no AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL) the demo
+starts DynamoDB Local in memory with placeholder credentials, and stops it at the end. With an endpoint it creates
+the tables there when they are missing and leaves the job in them, to look at with ``status``, ``regions`` and
+``features``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from model_runner.database import create_tables
+from model_runner.demo.driver import JobReport, Repositories, run_job
+from model_runner.demo.driver import Progress as JobProgress
+from model_runner.testing.dynamodb_local import DynamoDBLocal, ensure_emulator
+
+from .context import LOCAL_CREDENTIALS, LOCAL_REGION, Context
+from .errors import EXIT_FAILED, EXIT_OK
+from .output import (
+    STATE_STYLES,
+    duration,
+    key_values,
+    note,
+    number,
+    print_json,
+    stderr_console,
+    stdout_console,
+    styled,
+)
+
+
+@contextlib.contextmanager
+def local_aws_environment() -> Iterator[None]:
+    """Use placeholder credentials and region (and no profile or session token) inside the block.
+
+    :return: Iterator[None] = nothing; the environment is the effect, restored afterwards
+    """
+    changes: dict[str, str | None] = {
+        **LOCAL_CREDENTIALS,
+        "AWS_REGION": LOCAL_REGION,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_PROFILE": None,
+        "AWS_DEFAULT_PROFILE": None,
+        "AWS_SESSION_TOKEN": None,
+    }
+    saved = {name: os.environ.get(name) for name in changes}
+    for name, value in changes.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+def demo_command(args: argparse.Namespace, context: Context) -> int:
+    """Run the demo job and print its report.
+
+    :param args: argparse.Namespace = the parsed options
+    :param context: Context = the global options
+    :return: int = exit status: 0 when every check of the report holds, 1 otherwise
+    """
+    with contextlib.ExitStack() as stack:
+        if context.endpoint_url is None:
+            note("No endpoint configured: starting DynamoDB Local in memory for the demo (stopped at the end).")
+            server = DynamoDBLocal(in_memory=True, emulator_dir=ensure_emulator())
+            stack.enter_context(local_aws_environment())
+            endpoint = server.start()
+            stack.callback(server.stop)
+            context = replace(context, endpoint_url=endpoint, region=LOCAL_REGION)
+        create_tables(context.names, host=context.endpoint_url, region=context.region)
+        threads = args.workers * (args.tile_workers + 1) + 4
+        repositories = Repositories.connect(
+            context.names, context.endpoint_url, context.region, args.tile_size, args.overlap, max(threads, 10)
+        )
+        report = _run_with_progress(args, repositories)
+    if context.as_json:
+        print_json(report.to_json())
+    else:
+        show_report(report)
+    if not report.ok:
+        note("model-runner-db: error: the demo's checks failed (see the report)")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_with_progress(args: argparse.Namespace, repositories: Repositories) -> JobReport:
+    console = stderr_console()
+    columns = (
+        TextColumn("{task.description:<11}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("tiles  {task.fields[regions]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("processing", total=None, regions="")
+
+        def on_progress(progress: JobProgress) -> None:
+            bar.update(
+                task,
+                description=progress.phase,
+                completed=progress.tiles_done,
+                total=progress.tiles_total,
+                regions=f"{progress.regions_done}/{progress.regions_total} regions  "
+                f"{number(progress.features_written)} features",
+            )
+
+        return run_job(
+            repositories,
+            image_id=args.image_id,
+            image_size=args.image_size,
+            region_size=args.region_size,
+            tile_size=args.tile_size,
+            overlap=args.overlap,
+            workers=args.workers,
+            tile_workers=args.tile_workers,
+            failure_rate=args.failure_rate,
+            seed=args.seed,
+            features_per_tile=args.features_per_tile,
+            output=args.output,
+            progress=on_progress,
+        )
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return (
+        ", ".join(f"{name} {number(value)}" for name, value in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+    )
+
+
+def show_report(report: JobReport) -> None:
+    """Print a run's report as a table.
+
+    :param report: JobReport = the report
+    """
+    spec: dict[str, Any] = report.spec
+    capacity = report.capacity
+    speed = report.throughput()
+    check = "[green]all checks passed[/]" if report.ok else "[red]CHECKS FAILED[/]"
+    match = "[green]match[/]" if report.features_match else "[red]DO NOT MATCH[/]"
+    tile_w, tile_h = spec["tile_size"]
+    region_w, region_h = spec["region_size"]
+    rows: list[tuple[str, Any]] = [
+        ("job", f"{escape(report.image_id)}: " + styled(report.state, STATE_STYLES).markup + f", {check}"),
+        (
+            "image",
+            f"{spec['width']} x {spec['height']} px: {report.regions} regions of {region_w} x {region_h}, "
+            f"{number(report.tiles)} tiles of {tile_w} x {tile_h} (overlap {spec['overlap'][0]})",
+        ),
+        (
+            "workers",
+            f"{spec['workers']} region workers x {spec['tile_workers']} tile threads, "
+            f"failure rate {spec['failure_rate']:.2f}, seed {spec['seed']}",
+        ),
+        ("regions", f"{report.regions_succeeded} succeeded, {report.regions_failed} failed"),
+        (
+            "deliveries",
+            f"{report.region_deliveries}: {report.redeliveries['crash']} after a crash, "
+            f"{report.redeliveries['failed_tiles']} to retry failed tiles, {report.redeliveries['error']} after an "
+            f"error; {report.duplicate_completions} completions twice",
+        ),
+        (
+            "tiles",
+            f"{number(report.tiles_succeeded)} succeeded, {number(report.tiles_failed)} failed; "
+            f"{number(report.tile_attempts)} attempts, {number(report.tile_failures)} failed attempts",
+        ),
+        (
+            "features",
+            f"{number(report.features_written)} written, {number(report.features_aggregated)} aggregated ({match}); "
+            f"{number(report.feature_writes)} sent, rewrites of retried tiles included",
+        ),
+        (
+            "aggregation",
+            f"{report.aggregations} worker aggregated, {report.lost_claims} found it claimed by another",
+        ),
+        (
+            "retries",
+            f"{report.region_retries_recorded} region retries recorded in the region table, "
+            f"{number(report.tile_attempts - report.tiles)} tiles run again; worker errors: "
+            f"{_counts(report.worker_errors)}",
+        ),
+        ("wall time", duration(report.wall_seconds)),
+        (
+            "throughput",
+            f"{number(speed['tiles_per_second'], 1)} tiles/s, {number(speed['features_per_second'])} features/s, "
+            f"{number(speed['requests_per_second'])} requests/s",
+        ),
+        (
+            "capacity",
+            f"{number(capacity.read_units, 1)} read units, {number(capacity.write_units, 1)} write units "
+            f"in {number(capacity.total_requests)} requests",
+        ),
+        ("requests", _counts(capacity.requests)),
+        ("answers", f"errors: {_counts(capacity.errors)}"),
+    ]
+    if report.output_path:
+        rows.append(("output", escape(report.output_path)))
+    console = stdout_console()
+    console.print(key_values(rows, title="Demo job report", markup=True))

@@ -1,0 +1,377 @@
+"""``model-runner-db``: look after the model runner's tables, inspect jobs, run DynamoDB Local and the demo job.
+
+Also ``python -m model_runner.database``. Options are parsed with argparse (the standard library: one less
+dependency, and subcommands with shared global options are all this needs); tables and progress bars use rich.
+
+Global options (AWS CLI style) may come before or after the command:
+``--endpoint-url``, ``--region``, ``--profile``, ``--table-prefix``, ``--job-table``, ``--region-table``,
+``--endpoint-table``, ``--feature-table``, ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from model_runner.common.typing import ImageDimensions
+
+from . import infra
+from .context import Context
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliError, explain, one_line
+
+PROG = "model-runner-db"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Report a usage error on one line and exit with status 2.
+
+        :param message: str = what is wrong
+        """
+        self.exit(EXIT_USAGE, f"{PROG}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+# -- option value types: each raises ArgumentTypeError with a message that says what is expected ---------------------
+
+
+def positive_int(text: str) -> int:
+    """Parse a whole number of at least 1.
+
+    :param text: str = the option value
+    :return: int = the number
+    :raises argparse.ArgumentTypeError: when it is not one
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """Parse a whole number of at least 0.
+
+    :param text: str = the option value
+    :return: int = the number
+    :raises argparse.ArgumentTypeError: when it is not one
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {value}")
+    return value
+
+
+def port(text: str) -> int:
+    """Parse a TCP port number.
+
+    :param text: str = the option value
+    :return: int = the port
+    :raises argparse.ArgumentTypeError: when it is not in 1..65535
+    """
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number up to 65535, got {value}")
+    return value
+
+
+def rate(text: str) -> float:
+    """Parse a probability.
+
+    :param text: str = the option value
+    :return: float = the probability
+    :raises argparse.ArgumentTypeError: when it is not a number in [0, 1]
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
+    return value
+
+
+def _dimensions(text: str, minimum: int) -> ImageDimensions:
+    parts = text.lower().split("x")
+    try:
+        values = [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or WIDTHxHEIGHT in pixels, got {text!r}") from None
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < minimum:
+        raise argparse.ArgumentTypeError(f"expected N or WIDTHxHEIGHT with sizes of at least {minimum}, got {text!r}")
+    return values[0], values[1]
+
+
+def size(text: str) -> ImageDimensions:
+    """Parse a size in pixels: ``N`` (square) or ``WIDTHxHEIGHT``.
+
+    :param text: str = the option value
+    :return: ImageDimensions = (width, height)
+    :raises argparse.ArgumentTypeError: when it is not one, or a size is below 1
+    """
+    return _dimensions(text, 1)
+
+
+def overlap(text: str) -> ImageDimensions:
+    """Parse an overlap in pixels: ``N`` or ``WIDTHxHEIGHT``, 0 allowed.
+
+    :param text: str = the option value
+    :return: ImageDimensions = (width, height)
+    :raises argparse.ArgumentTypeError: when it is not one
+    """
+    return _dimensions(text, 0)
+
+
+# -- the parser ------------------------------------------------------------------------------------------------------
+
+
+def _global_options(suppress: bool) -> _Parser:
+    """Build the global options, for the main parser (with defaults) or a command's (without: a value given before
+    the command is kept).
+
+    :param suppress: bool = leave values absent instead of None when not given
+    :return: ArgumentParser = a parent parser
+    """
+    parent = _Parser(add_help=False)
+    default: Any = argparse.SUPPRESS if suppress else None
+    group = parent.add_argument_group("global options")
+    group.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        default=default,
+        help="DynamoDB endpoint (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL)",
+    )
+    group.add_argument("--region", default=default, help="AWS region (AWS_REGION, AWS_DEFAULT_REGION)")
+    group.add_argument("--profile", default=default, help="AWS profile of the shared config files (AWS_PROFILE)")
+    group.add_argument(
+        "--table-prefix", metavar="PREFIX", default=default, help="put PREFIX before the default table names"
+    )
+    group.add_argument("--job-table", metavar="NAME", default=default, help="job table (JOB_TABLE)")
+    group.add_argument("--region-table", metavar="NAME", default=default, help="region table (REGION_REQUEST_TABLE)")
+    group.add_argument(
+        "--endpoint-table", metavar="NAME", default=default, help="endpoint statistics table (ENDPOINT_TABLE)"
+    )
+    group.add_argument("--feature-table", metavar="NAME", default=default, help="feature table (FEATURE_TABLE)")
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="show the Python traceback of an error",
+    )
+    return parent
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the parser of ``model-runner-db``.
+
+    :return: ArgumentParser = the parser; each command sets ``handler(args, context) -> int``
+    """
+    parser = _Parser(
+        prog=PROG,
+        description="Look after the model runner's DynamoDB tables, inspect image jobs, run DynamoDB Local and a "
+        "demo job.",
+        parents=[_global_options(suppress=False)],
+    )
+    common = [_global_options(suppress=True)]
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    from . import demo, jobs, local, tables  # imported here: --help stays fast
+
+    create = commands.add_parser(
+        "create-tables", parents=common, help="create the four tables (on-demand, TTL on) unless they exist"
+    )
+    _json_option(create)
+    create.set_defaults(handler=tables.create_tables_command)
+
+    delete = commands.add_parser("delete-tables", parents=common, help="delete the four tables and all their items")
+    delete.add_argument("--yes", action="store_true", help="confirm the deletion")
+    _json_option(delete)
+    delete.set_defaults(handler=tables.delete_tables_command)
+
+    status = commands.add_parser(
+        "status", parents=common, help="a job at a glance: state, regions, times, model, outputs"
+    )
+    status.add_argument("image_id", metavar="IMAGE_ID")
+    _json_option(status)
+    status.set_defaults(handler=jobs.status_command)
+
+    regions = commands.add_parser(
+        "regions", parents=common, help="one row per region of a job: status, tiles, retries, duration"
+    )
+    regions.add_argument("image_id", metavar="IMAGE_ID")
+    _json_option(regions)
+    regions.set_defaults(handler=jobs.regions_command)
+
+    features = commands.add_parser(
+        "features", parents=common, help="a job's features as a GeoJSON FeatureCollection, streamed"
+    )
+    features.add_argument("image_id", metavar="IMAGE_ID")
+    features.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (default: stdout); the count goes to stderr"
+    )
+    features.set_defaults(handler=jobs.features_command)
+
+    endpoints = commands.add_parser(
+        "endpoints", parents=common, help="model endpoints: regions in progress and max regions"
+    )
+    _json_option(endpoints)
+    endpoints.set_defaults(handler=jobs.endpoints_command)
+
+    local_parser = commands.add_parser(
+        "local",
+        parents=common,
+        help="run DynamoDB Local for development (persistent on disk unless --in-memory)",
+        description="Start, stop or show a DynamoDB Local that runs in the background, persistent in --data-dir "
+        "unless --in-memory. It prints the endpoint URL to use.",
+    )
+    local_parser.add_argument("action", choices=("start", "stop", "status"))
+    local_parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        type=Path,
+        help="data directory (default: ~/.local/share/model-runner-db/dynamodb-local)",
+    )
+    local_parser.add_argument("--port", type=port, help=f"port to listen on, for start (default: {local.DEFAULT_PORT})")
+    local_parser.add_argument("--in-memory", action="store_true", help="keep the tables in memory only (lost at stop)")
+    _json_option(local_parser)
+    local_parser.set_defaults(handler=local.local_command)
+
+    demo_parser = commands.add_parser(
+        "demo",
+        parents=common,
+        help="run a whole synthetic image job with many workers and report it",
+        description="Run a whole image job through the tables: a synthetic image cut into regions and tiles, a "
+        "synthetic detector, many worker threads, optional failures (failed tiles, crashed workers, duplicated "
+        "messages), aggregation and end. Without an endpoint, DynamoDB Local is started in memory for the run.",
+    )
+    demo_parser.add_argument(
+        "--image-size", type=size, default=(8192, 8192), metavar="WxH", help="image size in pixels (default: 8192x8192)"
+    )
+    demo_parser.add_argument(
+        "--region-size", type=size, default=(2048, 2048), metavar="WxH", help="region size (default: 2048)"
+    )
+    demo_parser.add_argument(
+        "--tile-size", type=size, default=(512, 512), metavar="WxH", help="tile size (default: 512)"
+    )
+    demo_parser.add_argument(
+        "--overlap", type=overlap, default=(32, 32), metavar="WxH", help="tile overlap (default: 32)"
+    )
+    demo_parser.add_argument("--workers", type=positive_int, default=8, help="region worker threads (default: 8)")
+    demo_parser.add_argument(
+        "--tile-workers", type=positive_int, default=4, help="tile threads per region worker (default: 4)"
+    )
+    demo_parser.add_argument(
+        "--failure-rate",
+        type=rate,
+        default=0.0,
+        help="probability of a failed tile, a crashed region worker and a duplicated completion (default: 0)",
+    )
+    demo_parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the detector and the failures (default: 0)"
+    )
+    demo_parser.add_argument(
+        "--features-per-tile", type=non_negative_int, default=20, help="mean detections per tile (default: 20)"
+    )
+    demo_parser.add_argument("--image-id", help="image id of the job (default: a new demo-... id)")
+    demo_parser.add_argument(
+        "-o", "--output", metavar="FILE", type=Path, help="write the aggregated FeatureCollection to FILE"
+    )
+    _json_option(demo_parser)
+    demo_parser.set_defaults(handler=demo.demo_command)
+
+    infra.add_parsers(commands)
+    return parser
+
+
+def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Check option values that depend on each other."""
+    if getattr(args, "command", None) != "demo":
+        return
+    if any(o >= t for o, t in zip(args.overlap, args.tile_size, strict=True)):
+        width, height = args.tile_size
+        parser.error(f"argument --overlap: must be smaller than the tile size {width}x{height}")
+
+
+def _silence_broken_pipe() -> None:
+    """After a closed pipe (``model-runner-db features X | head``), send further output nowhere."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    :param argv: Optional[Sequence[str]] = the arguments; ``sys.argv[1:]`` when None
+    :return: int = exit status: 0 success, 1 failure, 2 bad usage, 3 ``local status`` found no server, 130 interrupted
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        _check(args, parser)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    context: Context | None = None
+    try:
+        context = Context.from_args(args)
+        with context.aws_environment():
+            if hasattr(args, "handler"):
+                return int(args.handler(args, context))
+            try:
+                return int(args.func(args))
+            except ValueError as err:  # the infrastructure commands raise it for option values they refuse
+                raise CliError(one_line(str(err)), EXIT_USAGE) from err
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_broken_pipe()
+        return EXIT_FAILED
+    except Exception as err:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        failure = _explain_any(err, context)
+        print(f"{PROG}: error: {failure}", file=sys.stderr)
+        return failure.exit_code
+
+
+def _explain_any(err: Exception, context: Context | None) -> CliError:
+    """Explain a failure; errors that are no user error say so and point to --debug."""
+    from model_runner.database import ConfigurationError, DatabaseError
+    from model_runner.testing.dynamodb_local import DynamoDBLocalError
+
+    if isinstance(err, ConfigurationError):
+        return CliError(one_line(str(err)), EXIT_USAGE)
+    if isinstance(err, (CliError, DatabaseError)):
+        return explain(err, context)
+    if isinstance(err, DynamoDBLocalError):
+        return CliError(f"DynamoDB Local: {one_line(str(err))}")
+    if isinstance(err, OSError):
+        return CliError(one_line(str(err)))
+    failure = explain(err, context)
+    if failure.args[0] != (one_line(str(err)) or type(err).__name__):  # a known botocore failure, explained
+        return failure
+    return CliError(f"{type(err).__name__}: {one_line(str(err))} (run with --debug for the traceback)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

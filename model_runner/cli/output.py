@@ -1,0 +1,176 @@
+"""How the command line shows things: rich tables and bars on a terminal, plain JSON for scripts.
+
+Tables and reports go to stdout, progress bars and messages to stderr, so that ``--json`` output and streamed
+GeoJSON stay clean. On a pipe, rich prints without colours and with a fixed width.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+#: Width of the output when stdout is not a terminal.
+PIPE_WIDTH = 120
+
+
+def stdout_console() -> Console:
+    """Return a console on stdout (wide enough for the tables when not a terminal).
+
+    :return: Console = the console
+    """
+    console = Console(file=sys.stdout, highlight=False)
+    if not console.is_terminal:
+        console = Console(file=sys.stdout, highlight=False, width=PIPE_WIDTH)
+    return console
+
+
+def stderr_console() -> Console:
+    """Return a console on stderr, for progress bars and notes.
+
+    :return: Console = the console
+    """
+    return Console(file=sys.stderr, highlight=False)
+
+
+def note(message: str) -> None:
+    """Print a one-line note on stderr (not part of the command's output).
+
+    :param message: str = the note
+    """
+    print(message, file=sys.stderr, flush=True)
+
+
+def print_json(data: Any) -> None:
+    """Print data as indented JSON on stdout.
+
+    :param data: Any = JSON-serialisable data (other values are printed as strings)
+    """
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def iso_time(epoch_millis: Any) -> str | None:
+    """Format epoch milliseconds as an ISO 8601 UTC time.
+
+    :param epoch_millis: Any = epoch milliseconds, or None
+    :return: Optional[str] = e.g. ``2024-05-01T12:00:00.123Z``, None for None
+    """
+    if epoch_millis is None:
+        return None
+    moment = datetime.fromtimestamp(int(epoch_millis) / 1000, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def duration(seconds: float | None) -> str:
+    """Format a duration for people: ``850 ms``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``.
+
+    :param seconds: Optional[float] = the duration
+    :return: str = the text, "-" for None
+    """
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+STATE_STYLES = {"running": "cyan", "complete": "green", "partial": "yellow", "failed": "red"}
+STATUS_STYLES = {"SUCCESS": "green", "PARTIAL": "yellow", "FAILED": "red", "IN_PROGRESS": "cyan", "STARTED": "cyan"}
+
+
+def _cell(value: RenderableType | str | None, markup: bool = False) -> RenderableType:
+    """Return a table cell: strings are plain text (data may hold brackets) unless ``markup``; None shows as "-"."""
+    if value is None:
+        return Text("-")
+    if isinstance(value, str):
+        return Text.from_markup(value) if markup else Text(value)
+    return value
+
+
+def key_values(
+    rows: Sequence[tuple[str, RenderableType | str | None]], title: str | None = None, markup: bool = False
+) -> Table:
+    """Build a two-column table of labels and values.
+
+    :param rows: Sequence[Tuple[str, Union[RenderableType, str, None]]] = (label, value); None shows as "-"
+    :param title: Optional[str] = a title above the table
+    :param markup: bool = read string values as rich markup (escape data in them with ``rich.markup.escape``)
+    :return: Table = the table
+    """
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    if title is not None:
+        table.add_row(Text(title, style="bold underline"), "")
+    for label, value in rows:
+        table.add_row(label, _cell(value, markup))
+    return table
+
+
+def bar(done: int, total: int | None, width: int = 30) -> RenderableType:
+    """Build a progress bar with its figures, such as ``━━━━━━━━━━━━━━━━━ 12/16``.
+
+    :param done: int = what is done
+    :param total: Optional[int] = the total; None when unknown
+    :param width: int = the bar's width in characters
+    :return: RenderableType = the bar and the figures
+    """
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column()
+    grid.add_column()
+    if total is None:
+        grid.add_row(Text(f"{done}/?"), Text("(region count not recorded yet)", style="dim"))
+        return grid
+    grid.add_row(ProgressBar(total=max(total, 1), completed=min(done, total), width=width), Text(f"{done}/{total}"))
+    return grid
+
+
+def styled(value: str | None, styles: Mapping[str, str]) -> Text:
+    """Return a value coloured by a style table.
+
+    :param value: Optional[str] = the value
+    :param styles: Mapping[str, str] = value to rich style
+    :return: Text = the styled text ("-" for None)
+    """
+    if value is None:
+        return Text("-")
+    return Text(value, style=styles.get(value, ""))
+
+
+def rows_table(columns: Iterable[tuple[str, str]], rows: Iterable[Sequence[RenderableType | str]]) -> Table:
+    """Build a table with a header.
+
+    :param columns: Iterable[Tuple[str, str]] = (header, justify) per column; justify is "left" or "right"
+    :param rows: Iterable[Sequence[Union[RenderableType, str]]] = the rows
+    :return: Table = the table
+    """
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for header, justify in columns:
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row))
+    return table
+
+
+def number(value: float | int, decimals: int = 0) -> str:
+    """Format a number with thousands separators.
+
+    :param value: Union[float, int] = the number
+    :param decimals: int = digits after the point
+    :return: str = the text
+    """
+    return f"{value:,.{decimals}f}"
