@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from pynamodb.attributes import TTLAttribute
+
 from .binding import TableSettings, bind_model
 from .ddb_helper import DDBItem
 from .endpoint_statistics_table import EndpointStatisticsItem
@@ -142,7 +144,8 @@ def create_tables(
                     }
                 model.create_table(wait=True, billing_mode=billing_mode, ignore_update_ttl_errors=True, **kwargs)
                 report.created.append(table_name)
-            if model._ttl_attribute() is not None and not call_with_retry(partial(_ttl_enabled, model)):
+            has_ttl = any(isinstance(attr, TTLAttribute) for attr in model.get_attributes().values())
+            if has_ttl and not call_with_retry(partial(_ttl_enabled, model)):
                 model.update_ttl(ignore_update_ttl_errors=False)
                 report.ttl_enabled.append(table_name)
         except Exception as err:
