@@ -290,6 +290,11 @@ class RegionRequestTable(DDBHelper):
           message, a region requeued after a crash, or our own retry of a request whose response was lost);
         - the other attributes set on the item (job_id, region_bounds, tile_size, ...) are written as given.
 
+        The update is conditional on the region not having ended after this call began (no end_time, or one not later
+        than the call's time): a start that reaches DynamoDB late, after the region was started again and completed
+        (a request held in the network past the client's timeout, then applied), changes nothing and the stored region
+        is returned; it can no longer turn a completed region back to STARTED.
+
         The caller's item is not modified: use the returned one.
 
         :param region_request_item: RegionRequestItem = the region to start; image_id and region_id are required
@@ -313,9 +318,17 @@ class RegionRequestTable(DDBHelper):
             item.region_retry_count.set((item.region_retry_count | -1) + 1),
             *self.actions_for(region_request_item, exclude=START_ATTRIBUTES),
         ]
-        region = self._new_region(region_request_item.image_id, region_request_item.region_id)
-        self._update(region, actions, None, StartRegionException, "start region request")
-        return region
+        image_id, region_id = region_request_item.image_id, region_request_item.region_id
+        region = self._new_region(image_id, region_id)
+        not_ended_since = item.end_time.does_not_exist() | (item.end_time <= now)
+        stale = self._update(region, actions, not_ended_since, StartRegionException, "start region request")
+        if stale is None:
+            return region
+        stored = self._read(image_id, region_id, StartRegionException, "start region request (read region)")
+        if stored is None:  # deleted between the two requests
+            key = {"image_id": image_id, "region_id": region_id}
+            raise self.error(StartRegionException, "start region request (region vanished)", key, stale) from stale
+        return stored
 
     def complete_region_request(
         self, region_request_item: RegionRequestItem, region_status: RequestStatus | str
