@@ -179,6 +179,10 @@ FULL_ITEMS: dict[str, Model] = {
         features=['{"type": "Feature", "properties": {"a": 1.5}, "geometry": null}'],
         packed=b"\x01\x00binary\xff",
         feature_count=1,
+        source="0:0:512:512",
+        generation="g1",
+        generation_items=1,
+        written_at=1_700_000_000_000,
     ),
 }
 
