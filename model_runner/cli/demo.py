@@ -36,6 +36,7 @@ from .output import (
     stdout_console,
     styled,
 )
+from .tables import check_reachable
 
 
 @contextlib.contextmanager
@@ -83,6 +84,8 @@ def demo_command(args: argparse.Namespace, context: Context) -> int:
             endpoint = server.start()
             stack.callback(server.stop)
             context = replace(context, endpoint_url=endpoint, region=LOCAL_REGION)
+        else:
+            check_reachable(context)
         create_tables(context.names, host=context.endpoint_url, region=context.region)
         threads = args.workers * (args.tile_workers + 1) + 4
         repositories = Repositories.connect(
@@ -109,7 +112,7 @@ def _run_with_progress(args: argparse.Namespace, repositories: Repositories) -> 
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
-        task = bar.add_task("processing", total=None, regions="")
+        task = bar.add_task("starting", total=None, regions="")
 
         def on_progress(progress: JobProgress) -> None:
             bar.update(
@@ -156,44 +159,41 @@ def show_report(report: JobReport) -> None:
     match = "[green]match[/]" if report.features_match else "[red]DO NOT MATCH[/]"
     tile_w, tile_h = spec["tile_size"]
     region_w, region_h = spec["region_size"]
+    again = report.redeliveries
     rows: list[tuple[str, Any]] = [
         ("job", f"{escape(report.image_id)}: " + styled(report.state, STATE_STYLES).markup + f", {check}"),
-        (
-            "image",
-            f"{spec['width']} x {spec['height']} px: {report.regions} regions of {region_w} x {region_h}, "
-            f"{number(report.tiles)} tiles of {tile_w} x {tile_h} (overlap {spec['overlap'][0]})",
-        ),
+        ("image", f"{spec['width']} x {spec['height']} px, {report.regions} regions of {region_w} x {region_h}"),
+        ("tiles", f"{number(report.tiles)} of {tile_w} x {tile_h}, overlap {spec['overlap'][0]}"),
         (
             "workers",
-            f"{spec['workers']} region workers x {spec['tile_workers']} tile threads, "
-            f"failure rate {spec['failure_rate']:.2f}, seed {spec['seed']}",
+            f"{spec['workers']} x {spec['tile_workers']} tile threads, failure rate {spec['failure_rate']:.2f}, "
+            f"seed {spec['seed']}",
         ),
         ("regions", f"{report.regions_succeeded} succeeded, {report.regions_failed} failed"),
         (
             "deliveries",
-            f"{report.region_deliveries}: {report.redeliveries['crash']} after a crash, "
-            f"{report.redeliveries['failed_tiles']} to retry failed tiles, {report.redeliveries['error']} after an "
-            f"error; {report.duplicate_completions} completions twice",
+            f"{report.region_deliveries} (again: {again['crash']} after a crash, {again['failed_tiles']} for failed "
+            f"tiles, {again['error']} after an error)",
         ),
         (
-            "tiles",
+            "duplicates",
+            f"{report.duplicate_completions} completions delivered twice, {report.lost_claims} aggregation claims lost",
+        ),
+        (
+            "tiles done",
             f"{number(report.tiles_succeeded)} succeeded, {number(report.tiles_failed)} failed; "
-            f"{number(report.tile_attempts)} attempts, {number(report.tile_failures)} failed attempts",
+            f"{number(report.tile_attempts)} attempts",
         ),
         (
             "features",
-            f"{number(report.features_written)} written, {number(report.features_aggregated)} aggregated ({match}); "
-            f"{number(report.feature_writes)} sent, rewrites of retried tiles included",
+            f"{number(report.features_written)} written, {number(report.features_aggregated)} aggregated ({match}), "
+            f"{number(report.feature_writes)} sent",
         ),
-        (
-            "aggregation",
-            f"{report.aggregations} worker aggregated, {report.lost_claims} found it claimed by another",
-        ),
+        ("aggregation", f"{report.aggregations} worker aggregated"),
         (
             "retries",
-            f"{report.region_retries_recorded} region retries recorded in the region table, "
-            f"{number(report.tile_attempts - report.tiles)} tiles run again; worker errors: "
-            f"{_counts(report.worker_errors)}",
+            f"{report.region_retries_recorded} region retries recorded, "
+            f"{number(report.tile_attempts - report.tiles)} tiles run again, errors: {_counts(report.worker_errors)}",
         ),
         ("wall time", duration(report.wall_seconds)),
         (
@@ -203,7 +203,7 @@ def show_report(report: JobReport) -> None:
         ),
         (
             "capacity",
-            f"{number(capacity.read_units, 1)} read units, {number(capacity.write_units, 1)} write units "
+            f"{number(capacity.read_units, 1)} RCU + {number(capacity.write_units, 1)} WCU "
             f"in {number(capacity.total_requests)} requests",
         ),
         ("requests", _counts(capacity.requests)),

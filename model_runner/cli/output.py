@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -103,22 +103,22 @@ def _cell(value: RenderableType | str | None, markup: bool = False) -> Renderabl
 
 def key_values(
     rows: Sequence[tuple[str, RenderableType | str | None]], title: str | None = None, markup: bool = False
-) -> Table:
-    """Build a two-column table of labels and values.
+) -> RenderableType:
+    """Build a two-column table of labels and values, under a title.
 
     :param rows: Sequence[Tuple[str, Union[RenderableType, str, None]]] = (label, value); None shows as "-"
     :param title: Optional[str] = a title above the table
     :param markup: bool = read string values as rich markup (escape data in them with ``rich.markup.escape``)
-    :return: Table = the table
+    :return: RenderableType = the table, with the title above it when given
     """
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
-    if title is not None:
-        table.add_row(Text(title, style="bold underline"), "")
     for label, value in rows:
         table.add_row(label, _cell(value, markup))
-    return table
+    if title is None:
+        return table
+    return Group(Text(title, style="bold underline"), table)
 
 
 def bar(done: int, total: int | None, width: int = 30) -> RenderableType:

@@ -6,9 +6,29 @@ import argparse
 from typing import Any
 
 from model_runner.database import create_tables, delete_tables
+from model_runner.database.exceptions import error_code
+from model_runner.database.retry import call_with_retry
 
-from .context import Context
-from .errors import EXIT_OK, EXIT_USAGE, CliError
+from .context import CLI_RETRY_POLICY, Context
+from .errors import EXIT_OK, EXIT_USAGE, UNREACHABLE_CODES, CliError
+
+
+def check_reachable(context: Context) -> None:
+    """Fail fast when the endpoint cannot be reached (table setup itself retries for longer).
+
+    One DescribeTable of the job table: any answer, even "no such table" or "access denied", means it is reachable.
+
+    :param context: Context = the global options
+    :raises Exception: the connection error, when the endpoint does not answer
+    """
+    client = context.job_table().client
+    try:
+        call_with_retry(lambda: client.describe_table(TableName=context.names.job), CLI_RETRY_POLICY)
+    except Exception as err:
+        if error_code(err) in UNREACHABLE_CODES:
+            raise
+
+
 from .output import print_json, rows_table, stdout_console
 
 
@@ -19,6 +39,7 @@ def create_tables_command(args: argparse.Namespace, context: Context) -> int:
     :param context: Context = the global options
     :return: int = exit status
     """
+    check_reachable(context)
     report = create_tables(context.names, host=context.endpoint_url, region=context.region)
     rows: list[dict[str, Any]] = [
         {
@@ -58,6 +79,7 @@ def delete_tables_command(args: argparse.Namespace, context: Context) -> int:
             "add --yes to confirm",
             EXIT_USAGE,
         )
+    check_reachable(context)
     report = delete_tables(context.names, host=context.endpoint_url, region=context.region)
     rows = [{"table": name, "result": "deleted" if name in report.deleted else "absent"} for name in names]
     if context.as_json:

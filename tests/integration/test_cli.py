@@ -290,9 +290,12 @@ def test_a_missing_table_is_named_with_how_to_create_it(
     assert "create-tables" in line and f"--job-table {table_names.job}" in line
 
 
-def test_an_unreachable_endpoint_is_one_clear_line(cli: Any, aws_test_env: None) -> None:
+@pytest.mark.parametrize(
+    "command", [["status", "x"], ["endpoints"], ["create-tables"], ["delete-tables", "--yes"], ["demo"]]
+)
+def test_an_unreachable_endpoint_is_one_clear_line(cli: Any, aws_test_env: None, command: list[str]) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"
-    result = cli("--endpoint-url", endpoint, "status", "x")
+    result = cli("--endpoint-url", endpoint, *command)
 
     assert result.code == 1
     line = result.one_error_line()
