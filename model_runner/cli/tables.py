@@ -11,6 +11,7 @@ from model_runner.database.retry import call_with_retry
 
 from .context import CLI_RETRY_POLICY, Context
 from .errors import EXIT_OK, EXIT_USAGE, UNREACHABLE_CODES, CliError
+from .output import print_json, rows_table, stdout_console
 
 
 def check_reachable(context: Context) -> None:
@@ -27,9 +28,6 @@ def check_reachable(context: Context) -> None:
     except Exception as err:
         if error_code(err) in UNREACHABLE_CODES:
             raise
-
-
-from .output import print_json, rows_table, stdout_console
 
 
 def create_tables_command(args: argparse.Namespace, context: Context) -> int:
