@@ -182,7 +182,8 @@ def number_size(value: int | float | Decimal) -> int:
     :param value: Union[int, float, Decimal] = the number
     :return: int = its size
     """
-    digits = str(Decimal(value).normalize()).lstrip("-").replace(".", "").split("E")[0].strip("0") or "0"
+    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    digits = str(number.normalize()).lstrip("-").replace(".", "").split("E")[0].strip("0") or "0"
     return (len(digits) + 1) // 2 + 1
 
 
