@@ -103,6 +103,7 @@ def job_summary(job: JobItem, now: float | None = None) -> dict[str, Any]:
         "tile_size": job.tile_size,
         "tile_overlap": job.tile_overlap,
         "outputs": _loads(job.outputs),
+        "aggregated_by": job.aggregated_by,
     }
 
 
@@ -131,6 +132,7 @@ def status_command(args: argparse.Namespace, context: Context) -> int:
         ("model", summary["model_name"]),
         ("image", " ".join(part for part in (summary["image_url"], size and f"({size})") if part) or None),
         ("outputs", json.dumps(outputs) if outputs is not None and not isinstance(outputs, str) else outputs),
+        ("aggregated by", summary["aggregated_by"]),
     ]
     title = f"Job {summary['image_id']}" + (f" ({summary['job_id']})" if summary["job_id"] else "")
     stdout_console().print(key_values(rows, title=title))

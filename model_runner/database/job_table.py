@@ -56,6 +56,7 @@ class JobItem(DDBItem):
     completed_regions: Optional[Set[bytes]] = 8-byte BLAKE2b digests of the region ids already counted by
     :meth:`JobTable.complete_region_request` (stored as ``crd``); bookkeeping of the table, never written back
     by :meth:`JobTable.update_image_request`
+    aggregated_by: Optional[str] = the worker that claimed the aggregation (:meth:`JobTable.claim_aggregation`)
     """
 
     class Meta:
@@ -84,6 +85,7 @@ class JobItem(DDBItem):
     feature_distillation_option = UnicodeAttribute(null=True)
     roi_wkt = UnicodeAttribute(null=True)
     completed_regions = BinarySetAttribute(legacy_encoding=False, null=True, attr_name="crd")
+    aggregated_by = UnicodeAttribute(null=True)
 
     @classmethod
     def from_image_request(cls, image_request: ImageRequest) -> JobItem:
@@ -118,7 +120,7 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 REGION_DIGEST_SIZE = 8
 
 #: Attributes :meth:`JobTable.update_image_request` never writes: they change only atomically.
-ATOMIC_ATTRIBUTES = ("region_success", "region_error", "completed_regions")
+ATOMIC_ATTRIBUTES = ("region_success", "region_error", "completed_regions", "aggregated_by")
 
 
 def region_digest(region_id: str) -> bytes:
@@ -234,6 +236,7 @@ class JobTable(DDBHelper):
         job.region_success = 0
         job.region_error = 0
         job.attribute_values.pop("completed_regions", None)
+        job.attribute_values.pop("aggregated_by", None)
         key = {"image_id": job.image_id}
         try:
             self._run(
@@ -289,6 +292,36 @@ class JobTable(DDBHelper):
                 CompleteRegionException, "complete region request (job does not exist)", {"image_id": image_id}, failed
             ) from failed
         return stored
+
+    def claim_aggregation(self, image_id: str, worker_id: str) -> bool:
+        """Claim the aggregation of a complete job for one worker, once for all workers.
+
+        A redelivered completion of the last region returns the complete job to a second worker too; this claim
+        decides which of them aggregates. One conditional UpdateItem sets ``aggregated_by`` to ``worker_id`` when it is
+        unset or already ``worker_id``: the first claimant wins, and its own retry after a lost response wins again.
+        A worker that crashed after claiming leaves the claim in place; an operator can clear ``aggregated_by`` (or
+        the redelivered message can be processed by the same ``worker_id``) to aggregate again.
+
+        :param image_id: str = the job
+        :param worker_id: str = a name unique to the claiming worker (or to the message it processes)
+
+        :return: bool = True when this worker holds the aggregation, False when another worker does
+        :raises CompleteRegionException: when the job does not exist or the request fails
+        """
+        if not isinstance(worker_id, str) or not worker_id:
+            raise TypeError(f"worker_id must be a non-empty string, got {worker_id!r}")
+        owner = JobItem.aggregated_by
+        condition = JobItem.image_id.exists() & (owner.does_not_exist() | (owner == worker_id))
+        job = self._new_job(image_id)
+        failed = self._update(job, [owner.set(worker_id)], condition, CompleteRegionException, "claim aggregation")
+        if failed is None:
+            return True
+        stored = self._read(image_id, CompleteRegionException, "claim aggregation (read job)")
+        if stored is None:
+            raise self.error(
+                CompleteRegionException, "claim aggregation (job does not exist)", {"image_id": image_id}, failed
+            ) from failed
+        return False
 
     @staticmethod
     def is_image_request_complete(image_request_item: JobItem) -> bool:

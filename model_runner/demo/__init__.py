@@ -13,7 +13,6 @@ from model_runner.demo.driver import (
     JobSpec,
     Progress,
     Repositories,
-    claim_aggregation,
     job_state,
     run_job,
 )
@@ -30,7 +29,6 @@ __all__ = [
     "SyntheticDetector",
     "SyntheticImage",
     "TileFailure",
-    "claim_aggregation",
     "generate_crops",
     "job_state",
     "run_job",

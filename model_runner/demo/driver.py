@@ -16,8 +16,8 @@ With a failure rate ``p`` the messages behave like an at-least-once queue with f
 * a region's completion is delivered a second time, concurrently, with probability ``p``.
 
 Exactly one worker aggregates. The tables cannot say which completion made a job complete (a repeated completion
-returns the complete job too), so the aggregation is claimed with one conditional UpdateItem on the job's
-``outputs`` (see :func:`claim_aggregation`): the first claim wins, a retried claim of the same worker wins again.
+returns the complete job too), so the aggregation is claimed with :meth:`JobTable.claim_aggregation` (one conditional
+UpdateItem on the job's ``aggregated_by``): the first claim wins, a retried claim of the same worker wins again.
 
 Nothing here prints: progress goes to an optional callback, figures into the returned :class:`JobReport`.
 """
@@ -49,8 +49,6 @@ from model_runner.database import (
     RetryPolicy,
     TableNames,
 )
-from model_runner.database.exceptions import error_code
-from model_runner.database.retry import call_with_retry
 
 from .capacity import CapacityRecorder, CapacitySummary
 from .synthetic import SyntheticDetector, SyntheticImage, TileFailure, generate_crops
@@ -346,35 +344,6 @@ class _Message:
     duplicate: bool = False
 
 
-def claim_aggregation(job_table: JobTable, image_id: str, unclaimed: str, claimed: str) -> bool:
-    """Claim the aggregation of a job, once for all workers: one conditional UpdateItem on the job's ``outputs``.
-
-    ``outputs`` goes from ``unclaimed`` to ``claimed`` (which names the claimant) on condition that it is still
-    ``unclaimed`` or already ``claimed``: the first claimant wins, and its own retry after a lost answer wins again.
-
-    :param job_table: JobTable = the job table
-    :param image_id: str = the job
-    :param unclaimed: str = the job's outputs as started
-    :param claimed: str = the outputs that record this claimant; unique to it
-    :return: bool = True when this claimant holds the aggregation
-    :raises DatabaseError: when the request fails for another reason than the condition
-    """
-    item = job_table.model(image_id)
-    outputs = JobItem.outputs
-    condition = JobItem.image_id.exists() & ((outputs == unclaimed) | (outputs == claimed))
-
-    def update() -> None:
-        item.update(actions=[outputs.set(claimed)], condition=condition)
-
-    try:
-        call_with_retry(update, job_table.retry_policy)
-    except Exception as err:
-        if error_code(err) == CONDITION_FAILED:
-            return False
-        raise job_table.error(DatabaseError, "claim aggregation", {"image_id": image_id}, err) from err
-    return True
-
-
 class _JobRun:
     """The state of one run: the plan (regions, tiles), the simulated queue, counters, and the workers."""
 
@@ -409,7 +378,6 @@ class _JobRun:
         self.regions_done: set[int] = set()
         self.duplicated: set[int] = set()
         self.aggregated_ids: set[str] = set()
-        self.unclaimed_outputs = ""
         self.phase = "processing"
 
     # -- randomness of the failures (deterministic per seed, region and delivery) ------------------------------------
@@ -461,8 +429,7 @@ class _JobRun:
             tile_overlap=spec.overlap,
             outputs=outputs,
         )
-        started = self.repos.job.start_image_request(JobItem.from_image_request(request))
-        self.unclaimed_outputs = started.outputs or json.dumps(outputs)
+        self.repos.job.start_image_request(JobItem.from_image_request(request))
         self.repos.job.update_image_request(
             JobItem(
                 image_id=spec.image_id,
@@ -653,12 +620,8 @@ class _JobRun:
             self._aggregate(worker)
 
     def _aggregate(self, worker: int) -> None:
-        claimed = json.loads(self.unclaimed_outputs)
-        if isinstance(claimed, list) and claimed and isinstance(claimed[0], dict):
-            claimed[0] = {**claimed[0], "aggregated_by": f"worker-{worker}-{uuid.uuid4().hex[:12]}"}
-        else:
-            claimed = {"outputs": claimed, "aggregated_by": f"worker-{worker}-{uuid.uuid4().hex[:12]}"}
-        if not claim_aggregation(self.repos.job, self.spec.image_id, self.unclaimed_outputs, json.dumps(claimed)):
+        claimant = f"worker-{worker}-{uuid.uuid4().hex[:12]}"
+        if not self.repos.job.claim_aggregation(self.spec.image_id, claimant):
             with self.lock:
                 self.report.lost_claims += 1
             return

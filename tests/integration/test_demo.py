@@ -10,6 +10,7 @@ import pytest
 
 from model_runner.common.typing import ImageRegion, RequestStatus
 from model_runner.database import (
+    CompleteRegionException,
     EndpointStatisticsTable,
     FeatureTable,
     JobItem,
@@ -24,7 +25,6 @@ from model_runner.demo import (
     Repositories,
     SyntheticDetector,
     SyntheticImage,
-    claim_aggregation,
     generate_crops,
     run_job,
 )
@@ -117,7 +117,7 @@ def test_a_job_without_failures_ends_complete_with_every_feature_aggregated_once
 
     job = repositories.job.get_image_request("clean")
     assert (job.region_count, job.region_success, job.region_error) == (4, 4, 0)
-    assert job.end_time is not None and json.loads(str(job.outputs))[0]["aggregated_by"]
+    assert job.end_time is not None and job.aggregated_by
     rows = region_rows(repositories, "clean")
     assert (
         sorted((row["region_status"], row["succeeded_tile_count"], row["total_tiles"]) for row in rows)
@@ -212,13 +212,18 @@ def test_a_run_on_missing_tables_fails_with_the_typed_error(
 
 def test_the_aggregation_is_claimed_once_and_a_retry_of_the_winner_wins_again(job_table: JobTable) -> None:
     job_table.start_image_request(JobItem(image_id="claim", outputs="[]"))
-    won = claim_aggregation(job_table, "claim", "[]", '["worker-a"]')
-    lost = claim_aggregation(job_table, "claim", "[]", '["worker-b"]')
-    retried = claim_aggregation(job_table, "claim", "[]", '["worker-a"]')
+    won = job_table.claim_aggregation("claim", "worker-a")
+    lost = job_table.claim_aggregation("claim", "worker-b")
+    retried = job_table.claim_aggregation("claim", "worker-a")
 
     assert (won, lost, retried) == (True, False, True)
-    assert job_table.get_image_request("claim").outputs == '["worker-a"]'
-    assert claim_aggregation(job_table, "no-such-job", "[]", '["worker-a"]') is False
+    stored = job_table.get_image_request("claim")
+    assert stored.aggregated_by == "worker-a" and stored.outputs == "[]"
+    # a stale job written back never releases or moves the claim
+    job_table.update_image_request(JobItem(image_id="claim", aggregated_by="worker-b", width=5))
+    assert job_table.get_image_request("claim").aggregated_by == "worker-a"
+    with pytest.raises(CompleteRegionException):
+        job_table.claim_aggregation("no-such-job", "worker-a")
 
 
 # -- the capacity recorder ------------------------------------------------------------------------------------------

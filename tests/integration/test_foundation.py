@@ -146,6 +146,7 @@ FULL_ITEMS: dict[str, Model] = {
         feature_distillation_option='{"algorithm": "NMS", "iou_threshold": 0.75}',
         roi_wkt="POLYGON ((0 0, 1 0, 1 1, 0 1, 0 0))",
         completed_regions={b"region-1", b"region-2"},
+        aggregated_by="worker-7",
     ),
     "region": RegionRequestItem(
         image_id="image-1",
