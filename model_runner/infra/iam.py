@@ -28,7 +28,7 @@ from model_runner.database.tables import TABLE_MODELS, TableNames
 #: (self-throttling counts regions where they are processed); reader: the read commands of ``model-runner-db``.
 ROLE_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
     "image-worker": {
-        "job": ("start_image_request", "update_image_request", "end_image_request"),
+        "job": ("start_image_request", "update_image_request", "claim_aggregation", "end_image_request"),
         "region": ("start_region_request",),
         "endpoint": (
             "upsert_endpoint",
@@ -39,7 +39,7 @@ ROLE_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
         "feature": ("aggregate_features",),
     },
     "region-worker": {
-        "job": ("complete_region_request", "end_image_request"),
+        "job": ("complete_region_request", "claim_aggregation", "end_image_request"),
         "region": (
             "start_region_request",
             "get_region_request",
@@ -64,6 +64,7 @@ METHOD_ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("job", "start_image_request"): frozenset({"PutItem", "GetItem"}),
     ("job", "update_image_request"): frozenset({"UpdateItem"}),
     ("job", "complete_region_request"): frozenset({"UpdateItem", "GetItem"}),
+    ("job", "claim_aggregation"): frozenset({"UpdateItem", "GetItem"}),
     ("job", "end_image_request"): frozenset({"GetItem", "UpdateItem"}),
     ("job", "get_image_request"): frozenset({"GetItem"}),
     ("region", "start_region_request"): frozenset({"UpdateItem"}),

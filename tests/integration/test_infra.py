@@ -418,6 +418,10 @@ class Workflow:
         if job is None or not JobTable.is_image_request_complete(job):
             return False
         worker = self.as_role(role)
+        if not worker.job.claim_aggregation(job.image_id, f"{role}-{job.image_id}"):
+            return False
+        # a redelivered last completion reaches another worker, whose claim loses
+        assert not worker.job.claim_aggregation(job.image_id, f"redelivered-{job.image_id}")
         aggregated = worker.feature.aggregate_features(job)
         assert {feature["id"] for feature in aggregated} >= {f for f in self.features_written if job.image_id in f}
         worker.job.end_image_request(job.image_id)
