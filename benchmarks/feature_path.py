@@ -431,6 +431,8 @@ def _median_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             and all(isinstance(v, (int, float)) for v in values)
         ):
             middle = statistics.median(values)  # type: ignore[type-var]
+            if isinstance(middle, float) and middle.is_integer() and all(isinstance(v, int) for v in values):
+                middle = int(middle)
             combined[key] = round(middle, 4) if isinstance(middle, float) else middle
         else:
             combined[key] = value

@@ -76,12 +76,15 @@ class OperationCase:
     :param build: Callable[[Repositories, str, int], List[Call]] = prepares the state of one side (``R``, ``A`` or
         ``B``) and returns its calls, one per index
     :param note: str = why the expected count is what it is
+    :param in_target: bool = the issue's overhead target covers it (add_features is measured for information: its
+        floor skips the encoding and compression the layer exists to do)
     """
 
     name: str
     expected_requests: int
     build: Callable[[Repositories, str, int], list[Call]]
     note: str = ""
+    in_target: bool = True
 
 
 def _key(repos: Repositories, case: str, side: str, index: int | None = None) -> str:
@@ -269,7 +272,13 @@ CASES: tuple[OperationCase, ...] = (
     OperationCase("EndpointStatisticsTable.increment_region_count", 1, _increment),
     OperationCase("EndpointStatisticsTable.decrement_region_count", 1, _decrement),
     OperationCase("EndpointStatisticsTable.current_in_progress_regions", 1, _current_regions),
-    OperationCase("FeatureTable.add_features", 1, _add_features, "one tile of about 25 detections"),
+    OperationCase(
+        "FeatureTable.add_features",
+        1,
+        _add_features,
+        "one tile of about 25 detections; the floor sends the encoded items, so the ratio includes the encoding",
+        in_target=False,
+    ),
 )
 
 
@@ -366,6 +375,7 @@ def measure_case(case: OperationCase, repos: Repositories, replayer: Replayer, c
         "expected_requests": case.expected_requests,
         "requests_target_met": requests_per_call <= case.expected_requests,
         "note": case.note,
+        "in_overhead_target": case.in_target,
         "ours": ours_stats,
         "floor": floor_stats,
         "ratio_median": round(ours_stats["median_ms"] / floor_stats["median_ms"], 3),

@@ -114,5 +114,5 @@ def test_report_and_plot_written(quick_run: Run) -> None:
     assert png.parent == out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "latest.png").stat().st_size == png.stat().st_size
-    assert "| ours/floor |" in Path(results["files"]["markdown"]).read_text()
+    assert "| ours/floor pairs |" in Path(results["files"]["markdown"]).read_text()
     assert "Targets" in stdout and "Feature aggregation" in stdout
