@@ -422,13 +422,20 @@ class DDBHelper:
     def actions_for(self, item: DDBItem, exclude: Iterable[str] = ()) -> list[Action]:
         """Return SET actions for the set, non-key attributes of an item.
 
+        Each value is serialized by its attribute first, so a value of the wrong type is refused here (ValueError or
+        TypeError) instead of being written with a type the attribute cannot read back: PynamoDB's ``set`` of a list
+        attribute would otherwise store a non-list value (``False``, ``"abc"``) as it is.
+
         :param item: DDBItem = the item
         :param exclude: Iterable[str] = attribute names never to write (counters, lists changed atomically)
         :return: List[Action] = one SET per attribute
+        :raises ValueError: when a value cannot be stored by its attribute
+        :raises TypeError: when a value has a type its attribute refuses
         """
         skip = set(exclude) | {self.model._hash_keyname, self.model._range_keyname}
+        attributes = self.model.get_attributes()
         return [
-            getattr(self.model, name).set(value)
+            getattr(self.model, name).set({attributes[name].attr_type: attributes[name].serialize(value)})
             for name, value in item.attribute_values.items()
             if name not in skip and value is not None
         ]
