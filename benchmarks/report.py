@@ -193,7 +193,10 @@ def operation_rows(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]
         "ours p95 ms",
         "floor median ms",
         "floor p95 ms",
-        "ours/floor",
+        "ours/floor medians",
+        "ours/floor pairs",
+        "CPU us ours",
+        "CPU us floor",
     ]
     rows: list[list[Any]] = []
     for op in results.get("operations", {}).get("operations", []):
