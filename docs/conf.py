@@ -1,0 +1,93 @@
+"""Sphinx configuration: the guides (Markdown, MyST) and the API reference of model_runner (sphinx-autoapi).
+
+Build with ``make docs`` (``sphinx-build -W --keep-going -b html docs docs/_build/html``): warnings are errors.
+autoapi reads the sources without importing them, so building the docs needs no AWS access and no DynamoDB.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sphinx.application import Sphinx
+from sphinx.domains.python import PythonDomain
+from sphinx.environment import BuildEnvironment
+
+project = "model-runner-database"
+author = "model_runner maintainers"
+copyright = "model_runner maintainers"
+release = "0.1.0"
+
+extensions = [
+    "myst_parser",
+    "autoapi.extension",
+    "sphinx.ext.viewcode",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "autoapi/_templates", "Thumbs.db", ".DS_Store"]
+
+# -- MyST: fenced code blocks, tables, header anchors for links like guarantees.md#job-table ----------------------
+myst_enable_extensions = ["colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+# -- API reference: model_runner parsed by sphinx-autoapi into docs/autoapi (git-ignored) --------------------------
+autoapi_type = "python"
+autoapi_dirs = ["../model_runner"]
+autoapi_root = "autoapi"
+autoapi_keep_files = False
+autoapi_add_toctree_entry = False  # index.md places the reference in its own toctree
+autoapi_member_order = "bysource"
+autoapi_python_class_content = "class"
+autoapi_options = [
+    "members",
+    "undoc-members",
+    "show-inheritance",
+    "show-module-summary",
+    "imported-members",
+]
+autoapi_ignore = ["*/__main__.py"]
+
+# -- HTML ----------------------------------------------------------------------------------------------------------
+html_theme = "alabaster"
+html_title = "model_runner.database"
+html_static_path: list[str] = []
+
+
+# -- One target per name ---------------------------------------------------------------------------------------------
+# With "imported-members", model_runner.database documents JobTable both as model_runner.database.JobTable (the
+# package page, which reads like the classic API page) and as model_runner.database.job_table.JobTable. A short
+# reference such as ``:raises StartImageException:`` then finds two targets, and -W turns that into an error. Marking
+# the package's re-exports as aliases lets Sphinx pick the defining module's entry, and fully qualified references to
+# either name still resolve.
+
+
+def _mark_reexports_as_aliases(app: Sphinx, env: BuildEnvironment) -> list[str]:
+    """Mark objects documented again on their package's page as aliases of the defining module's object.
+
+    :param app: Sphinx = the application
+    :param env: BuildEnvironment = the environment, after all documents were read
+    :return: List[str] = documents to write again: none
+    """
+    domain = env.get_domain("py")
+    assert isinstance(domain, PythonDomain)
+    objects = domain.objects
+    modules = [name for name, entry in objects.items() if entry.objtype == "module" and "." in name]
+    for module in modules:
+        package = module.rsplit(".", 1)[0]
+        for name in [name for name in objects if name.startswith(module + ".")]:
+            alias = f"{package}.{name[len(module) + 1 :]}"
+            entry = objects.get(alias)
+            if entry is not None and not entry.aliased and entry.objtype == objects[name].objtype:
+                objects[alias] = entry._replace(aliased=True)
+    return []
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """Register the build hooks of this project.
+
+    :param app: Sphinx = the application
+    :return: Dict[str, Any] = extension metadata
+    """
+    app.connect("env-updated", _mark_reexports_as_aliases)
+    return {"parallel_read_safe": True}
