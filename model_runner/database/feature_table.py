@@ -131,7 +131,11 @@ class Writable(Protocol):
     """A file-like object :meth:`FeatureTable.write_feature_collection` can write to: text or binary."""
 
     def write(self, data: Any, /) -> Any:
-        """Write ``data`` (str for a text file, bytes otherwise)."""
+        """Write ``data`` (str for a text file, bytes otherwise).
+
+        :param data: Any = the text or bytes to write
+        :return: Any = whatever the file's ``write`` returns (ignored)
+        """
 
 
 @dataclass
