@@ -18,6 +18,7 @@ Rules the guides follow (docs/README-style notes live here, where they are enfor
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import doctest
 import io
@@ -312,6 +313,52 @@ def test_cli_command_extraction_keeps_outputs_and_skips_other_programs() -> None
         (2, ["status", "x"], "line 1\nline 2\n"),
         (7, ["endpoints", "--json"], ""),
     ]
+
+
+# -- docstrings ------------------------------------------------------------------------------------------------------
+
+
+def _undocumented(path: Path) -> list[str]:
+    """Return the public classes and functions of a module without a docstring, or whose docstring leaves out a
+    parameter (``:param name:``), in the seed's style.
+
+    Nested ``Meta`` classes (PynamoDB settings) and pytest fixtures' parameters (other fixtures) are exempt.
+
+    :param path: Path = the module
+    :return: List[str] = one line per problem
+    """
+    problems: list[str] = []
+    where = path.relative_to(ROOT)
+
+    def visit(node: ast.AST, owner: str) -> None:
+        for child in getattr(node, "body", []):
+            if isinstance(child, ast.ClassDef) and not child.name.startswith("_"):
+                if not ast.get_docstring(child) and not (owner and child.name == "Meta"):
+                    problems.append(f"{where}:{child.lineno} class {owner}{child.name} has no docstring")
+                visit(child, f"{owner}{child.name}.")
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and not child.name.startswith("_"):
+                doc = ast.get_docstring(child)
+                if not doc:
+                    problems.append(f"{where}:{child.lineno} {owner}{child.name} has no docstring")
+                    continue
+                if any("fixture" in ast.unparse(decorator) for decorator in child.decorator_list):
+                    continue
+                arguments = [*child.args.posonlyargs, *child.args.args, *child.args.kwonlyargs]
+                names = [a.arg for a in arguments if a.arg not in ("self", "cls")]
+                names += [a.arg for a in (child.args.vararg, child.args.kwarg) if a is not None]
+                missing = [name for name in names if f":param {name}:" not in doc]
+                if missing:
+                    problems.append(f"{where}:{child.lineno} {owner}{child.name} does not describe {missing}")
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "")
+    return problems
+
+
+def test_every_public_class_and_function_has_a_docstring_naming_its_parameters() -> None:
+    modules = sorted((ROOT / "model_runner").rglob("*.py"))
+    assert len(modules) > 20
+    problems = [problem for module in modules for problem in _undocumented(module)]
+    assert not problems, "undocumented public API (see the seed's docstring style):\n" + "\n".join(problems)
 
 
 # -- the Sphinx build (make docs) -------------------------------------------------------------------------------------
