@@ -19,14 +19,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from model_runner.api import ImageRequest, RegionRequest
+from model_runner.common import TileState
 from model_runner.database import (
     DatabaseError,
     DDBHelper,
     EndpointStatisticsTable,
+    FeatureTable,
     JobItem,
     JobTable,
     RegionRequestItem,
+    RegionRequestTable,
 )
+from model_runner.database.attributes import to_native
 
 from .conftest import RunReport
 from .proxy import FaultProxy
@@ -77,6 +81,23 @@ def raw_items(repository: DDBHelper) -> dict[str, Any]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def written(name: str, model: type[Any], before: dict[str, Any], after: dict[str, Any], key: str) -> bool:
+    """Tell whether an update changed the stored attribute behind ``name`` (some are never written by updates).
+
+    :param name: str = the Python name of the attribute
+    :param model: Type = the model
+    :param before: Dict[str, Any] = :func:`raw_items` before
+    :param after: Dict[str, Any] = :func:`raw_items` after
+    :param key: str = the item's key in them
+    :return: bool = True when the stored value changed
+    """
+    stored_name = model.get_attributes()[name].attr_name
+    return bool(before[key].get(stored_name) != after[key].get(stored_name))
+
+
+REGION_KEY = json.dumps([{"S": "img"}, {"S": "r0"}])
 
 
 # -- strategies ----------------------------------------------------------------------------------------------------
@@ -303,7 +324,7 @@ def test_wrong_types_for_every_job_attribute_leave_the_stored_job_unchanged(
             return
         stored = job_table.get_image_request("existing")
         assert stored.region_success == 0 and stored.region_error == 0  # counters are never written by updates
-        if name not in ("region_success", "region_error"):
+        if written(name, JobItem, before, after, json.dumps([{"S": "existing"}])):
             got = getattr(stored, name)
             if isinstance(value, str):
                 assert got == value
@@ -445,3 +466,217 @@ def test_legacy_update_passes_caller_names_and_values_only_as_placeholders(
     check()
     fault_proxy.on_request = None
     run_report.record("bad-input[legacy-injection]", cases=cases, discrepancies=0)
+
+
+# -- regions -------------------------------------------------------------------------------------------------------
+
+#: Tiles of every bad shape: wrong nesting, negative, float, bool, str, NaN, huge, None.
+bad_tiles = st.one_of(
+    st.tuples(st.tuples(any_value, any_value), st.tuples(any_value, any_value)),
+    st.lists(st.lists(st.integers(min_value=-5, max_value=5), max_size=3), max_size=3),
+    any_value,
+    st.tuples(
+        st.tuples(st.integers(0, 2**70), st.integers(0, 2**70)),
+        st.tuples(st.integers(0, 2**70), st.integers(0, 2**70)),
+    ),
+)
+
+
+def test_bad_tiles_and_states_never_touch_the_region(
+    region_request_table: RegionRequestTable, run_report: RunReport, reliability_scale: int
+) -> None:
+    table = region_request_table
+    table.start_region_request(RegionRequestItem(image_id="img", region_id="r0", job_id="job"))
+    recorded: set[str] = set()
+    cases = 0
+
+    @_settings(150 * reliability_scale)
+    @given(bad_tiles, st.one_of(st.sampled_from(list(TileState)), st.sampled_from(["succeeded", "failed"]), any_value))
+    def check(tile: Any, state: Any) -> None:
+        nonlocal cases
+        cases += 1
+        before = raw_items(table)
+        failed = outcome(lambda: table.add_tile("img", "r0", tile, state))
+        after = raw_items(table)
+        if failed is not None:
+            assert after == before, f"{tile!r}/{state!r}: failed with {failed!r} but changed the region"
+            return
+        region = table.get_region_request("r0", "img")
+        assert region is not None
+        assert region.succeeded_tile_count == len(region.succeeded_tiles or [])
+        assert region.failed_tile_count == len(region.failed_tiles or [])
+        stored = [json.dumps(t) for t in (region.succeeded_tiles or []) + (region.failed_tiles or [])]
+        assert len(stored) == len(set(stored)) or set(stored) != recorded  # no tile twice in one list
+        recorded.update(stored)
+
+    check()
+    run_report.record("bad-input[tiles]", cases=cases, discrepancies=0)
+
+
+def test_wrong_types_for_every_region_attribute_leave_the_stored_region_unchanged(
+    region_request_table: RegionRequestTable, run_report: RunReport, reliability_scale: int
+) -> None:
+    table = region_request_table
+    table.start_region_request(RegionRequestItem(image_id="img", region_id="r0", region_bounds=[[0, 0], [8, 8]]))
+    table.add_tile("img", "r0", ((0, 0), (4, 4)), TileState.SUCCEEDED)
+    cases = 0
+
+    @_settings(200 * reliability_scale)
+    @given(st.sampled_from(REGION_ATTRIBUTES), any_value)
+    def check(name: str, value: Any) -> None:
+        nonlocal cases
+        cases += 1
+        before = raw_items(table)
+
+        def update() -> None:
+            item = RegionRequestItem(image_id="img", region_id="r0")
+            setattr(item, name, value)
+            table.update_region_request(item)
+
+        failed = outcome(update)
+        after = raw_items(table)
+        if failed is not None:
+            assert after == before, f"{name}={value!r}: failed with {failed!r} but changed the region"
+            return
+        region = table.get_region_request("r0", "img")  # whatever was written reads back
+        assert region is not None
+        assert region.succeeded_tiles == [[[0, 0], [4, 4]]] and region.succeeded_tile_count == 1
+        changed = written(name, RegionRequestItem, before, after, REGION_KEY)
+        if isinstance(value, str) and changed and name != "last_updated_time":  # the table sets that one itself
+            assert getattr(region, name) == value
+
+    check()
+    run_report.record("bad-input[region-attributes]", cases=cases, discrepancies=0)
+
+
+def test_bad_region_ids_never_write_a_partial_or_mangled_region(
+    region_request_table: RegionRequestTable, run_report: RunReport, reliability_scale: int
+) -> None:
+    table = region_request_table
+    cases = 0
+
+    @_settings(100 * reliability_scale)
+    @given(bad_ids, bad_ids, st.one_of(st.none(), any_value))
+    def check(image_id: Any, region_id: Any, bounds: Any) -> None:
+        nonlocal cases
+        cases += 1
+        before = raw_items(table)
+
+        def start() -> None:
+            item = RegionRequestItem(image_id=image_id, region_id=region_id)
+            item.region_bounds = bounds
+            table.start_region_request(item)
+
+        failed = outcome(start)
+        after = raw_items(table)
+        try:
+            if failed is not None:
+                assert after == before, f"{image_id!r}/{region_id!r}/{bounds!r}: failed with {failed!r} but wrote"
+                return
+            region = table.get_region_request(region_id, image_id)
+            assert region is not None and (region.image_id, region.region_id) == (image_id, region_id)
+        finally:  # each case starts from an empty table: a failure is then the case's own
+            for item in after.values():
+                table.client.delete_item(
+                    TableName=table.table_name, Key={"image_id": item["image_id"], "region_id": item["region_id"]}
+                )
+
+    check()
+    run_report.record("bad-input[region-ids]", cases=cases, discrepancies=0)
+
+
+# -- features ------------------------------------------------------------------------------------------------------
+
+
+def _feature(image_id: str, n: int = 0) -> dict[str, Any]:
+    x, y = 10 + n, 20 + n
+    return {
+        "type": "Feature",
+        "id": f"{image_id}-{n}",
+        "geometry": {"type": "Point", "coordinates": [1.5, 2.5]},
+        "properties": {
+            "image_id": image_id,
+            "fid": n,
+            "imageGeometry": {"type": "Polygon", "coordinates": [[[x, y], [x + 5, y], [x + 5, y + 5], [x, y]]]},
+            "featureClasses": [{"iri": "vehicle", "score": 0.5}],
+        },
+    }
+
+
+#: Ways to break one feature, each a function of the valid feature (the first ones break it badly, the last ones
+#: may leave it storable: the test accepts either outcome, never a partial write or a changed round trip).
+_NAN = float("nan")
+FEATURE_BREAKS: dict[str, Callable[[dict[str, Any], Any], object]] = {
+    "no-properties": lambda f, v: f.pop("properties"),
+    "properties-not-a-mapping": lambda f, v: f.__setitem__("properties", v),
+    "no-image-geometry": lambda f, v: f["properties"].pop("imageGeometry"),
+    "image-geometry-any": lambda f, v: f["properties"].__setitem__("imageGeometry", v),
+    "image-geometry-coordinate": lambda f, v: f["properties"]["imageGeometry"]["coordinates"][0][1].__setitem__(0, v),
+    "image-geometry-type": lambda f, v: f["properties"]["imageGeometry"].__setitem__("type", v),
+    "bounds-imcoords": lambda f, v: (
+        f["properties"].pop("imageGeometry"),
+        f["properties"].__setitem__("bounds_imcoords", v),
+    ),
+    "geom-imcoords": lambda f, v: (
+        f["properties"].pop("imageGeometry"),
+        f["properties"].__setitem__("geom_imcoords", v),
+    ),
+    "image-id": lambda f, v: f["properties"].__setitem__("image_id", v),
+    "property-value": lambda f, v: f["properties"].__setitem__("score", v),
+    "nested-nan": lambda f, v: f["properties"]["featureClasses"][0].__setitem__("score", _NAN),
+    "nested-inf": lambda f, v: f["properties"].__setitem__("extra", {"deep": [1, float("inf")]}),
+    "geometry": lambda f, v: f.__setitem__("geometry", v),
+    "huge-property": lambda f, v: f["properties"].__setitem__("blob", "x" * 420_000),
+    "not-a-mapping": lambda f, v: f.update({"__replace__": v}),
+}
+
+
+def test_broken_features_are_refused_whole_or_stored_faithfully(
+    feature_table: FeatureTable, run_report: RunReport, reliability_scale: int
+) -> None:
+    """A call of add_features with one broken feature among valid ones either raises (AddFeaturesException, or
+    ValueError/TypeError) and writes nothing of the call, or stores every feature so that it reads back equal."""
+    table = feature_table
+    counter = iter(range(10**9))
+    cases = 0
+
+    @_settings(150 * reliability_scale)
+    @given(
+        st.sampled_from(sorted(FEATURE_BREAKS)),
+        st.one_of(any_value, bad_ids, st.just(_NAN), st.just(float("-inf"))),
+        st.integers(min_value=0, max_value=3),
+        st.booleans(),
+    )
+    def check(breakage: str, value: Any, valid: int, with_tile: bool) -> None:
+        nonlocal cases
+        cases += 1
+        image_id = f"fz-{next(counter)}"
+        broken = _feature(image_id, 99)
+        FEATURE_BREAKS[breakage](broken, value)
+        sent: Any = broken.get("__replace__", broken)
+        features = [_feature(image_id, n) for n in range(valid)] + [sent]
+        tile = ((0, 0), (512, 512))
+        before = raw_items(table)
+        failed = outcome(
+            lambda: table.add_features(features, source_tile=tile) if with_tile else table.add_features(features)
+        )
+        after = raw_items(table)
+        if failed is not None:
+            assert after == before, f"{breakage}={value!r}: failed with {failed!r} but wrote items"
+            return
+        want = sorted(json.loads(json.dumps(to_native(features))), key=lambda f: json.dumps(f["id"]))
+        ids = {json.dumps(f["id"]) for f in want}
+        image_ids = {f["properties"]["image_id"] for f in want}
+        back = sorted(
+            (
+                json.loads(json.dumps(f))
+                for stored_image in image_ids
+                for f in table.get_features(stored_image)
+                if json.dumps(f.get("id")) in ids
+            ),
+            key=lambda f: json.dumps(f["id"]),
+        )
+        assert back == want, f"{breakage}={value!r}: stored {back} for {want}"
+
+    check()
+    run_report.record("bad-input[features]", cases=cases, discrepancies=0)
