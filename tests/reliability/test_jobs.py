@@ -10,7 +10,15 @@ import dataclasses
 
 import pytest
 
-from model_runner.database import RetryPolicy, TableNames
+from model_runner.database import (
+    EndpointStatisticsTable,
+    FeatureTable,
+    JobTable,
+    RegionRequestTable,
+    RetryPolicy,
+    TableNames,
+)
+from model_runner.demo.driver import Repositories, run_job
 
 from .conftest import RunReport
 from .harness import Check, RunResult, Scenario, Tables, check_tables, run_processes, run_threads
@@ -119,3 +127,69 @@ def test_processes_with_a_worker_killed_mid_region(
     assert check.discrepancies == []
     assert result.killed == 1
     assert result.redelivered_after_kill >= 1
+
+
+def test_demo_job_driver_stays_exact_behind_every_fault(
+    ddb_tables: TableNames,
+    dynamodb_local_endpoint: str,
+    fault_proxy: FaultProxy,
+    run_report: RunReport,
+    reliability_scale: int,
+    reliability_seed: int,
+) -> None:
+    """The demo's own job driver (model_runner.demo.run_job: tile failures, region crashes, duplicated completions,
+    one aggregation claimed by one worker) behind the proxy injecting every fault at 21%."""
+    fault_proxy.slow_seconds = READ_TIMEOUT * 2
+    fault_proxy.set_mix(MIXES["all"])
+    options = {
+        "host": fault_proxy.url,
+        "read_timeout_seconds": READ_TIMEOUT,
+        "retry_policy": RetryPolicy(max_attempts=8, base_delay=0.02, max_delay=0.5, max_total=10.0),
+    }
+    repositories = Repositories(
+        job=JobTable(ddb_tables.job, **options),
+        region=RegionRequestTable(ddb_tables.region, **options),
+        endpoint=EndpointStatisticsTable(ddb_tables.endpoint, **options),
+        feature=FeatureTable(ddb_tables.feature, (512, 512), (32, 32), **options),
+    )
+    report = run_job(
+        repositories,
+        image_id=f"demo-{reliability_seed}",
+        image_size=(4096, 2048 * reliability_scale),
+        region_size=(1024, 1024),
+        workers=4,
+        tile_workers=2,
+        failure_rate=0.1,
+        seed=reliability_seed,
+        features_per_tile=4,
+        max_deliveries=10,
+    )
+    assert fault_proxy.drain(30)
+    job = JobTable(ddb_tables.job, host=dynamodb_local_endpoint).get_image_request(report.image_id)
+    discrepancies = [
+        name
+        for name, ok in (
+            ("features", report.features_match),
+            ("counts", report.counts_match),
+            ("one aggregation", report.aggregations == 1),
+            ("job counts", (job.region_success or 0) + (job.region_error or 0) == job.region_count == report.regions),
+            ("job ended", job.end_time is not None),
+            ("in progress >= 0", report.regions_in_progress_after >= 0),
+        )
+        if not ok
+    ]
+    stats = fault_proxy.snapshot()
+    run_report.record(
+        "demo-driver[all]",
+        operations=stats.total_requests - stats.total_faults,
+        requests=stats.total_requests,
+        faults=stats.total_faults,
+        faults_by_kind=dict(sorted(stats.faults.items())),
+        retries=stats.total_faults - sum(report.worker_errors.values()),
+        gave_up=sum(report.worker_errors.values()),
+        seconds=report.wall_seconds,
+        messages_handled=report.region_deliveries,
+        items_checked=report.regions + report.tiles + report.features_written,
+        discrepancies=len(discrepancies),
+    )
+    assert discrepancies == [], report.to_json()
