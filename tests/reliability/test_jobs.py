@@ -7,6 +7,7 @@ exactly, every tile recorded once, the aggregated features equal to the features
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -141,7 +142,7 @@ def test_demo_job_driver_stays_exact_behind_every_fault(
     one aggregation claimed by one worker) behind the proxy injecting every fault at 21%."""
     fault_proxy.slow_seconds = READ_TIMEOUT * 2
     fault_proxy.set_mix(MIXES["all"])
-    options = {
+    options: dict[str, Any] = {
         "host": fault_proxy.url,
         "read_timeout_seconds": READ_TIMEOUT,
         "retry_policy": RetryPolicy(max_attempts=8, base_delay=0.02, max_delay=0.5, max_total=10.0),
