@@ -365,7 +365,8 @@ def measure_case(case: OperationCase, repos: Repositories, replayer: Replayer, c
     counts = [len(requests) for requests in per_call]
     paired = [ours_time / floor_time for ours_time, floor_time in zip(ours_seconds, floor_seconds, strict=True)]
     ours_stats, floor_stats = summarize(ours_seconds), summarize(floor_seconds)
-    requests_per_call = statistics.median(counts)
+    middle = statistics.median(counts)
+    requests_per_call = int(middle) if float(middle).is_integer() else middle
     return {
         "name": case.name,
         "calls": calls,
