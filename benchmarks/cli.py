@@ -49,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
         "--sizes", type=_sizes, default=None, help="values of N for the feature path (default 10000,100000)"
     )
     cli.add_argument("--large", action="store_true", help=f"add N={LARGE_SIZE:,}")
-    cli.add_argument("--workers", type=int, default=8, help="threads storing tiles (default 8)")
+    cli.add_argument("--workers", type=int, default=None, help="threads storing tiles (default 8)")
     cli.add_argument("--op-calls", type=int, default=None, help="timed calls per operation and side (default 200)")
     cli.add_argument("--repeat", type=int, default=None, help="repetitions of each feature variant (default 3)")
     cli.add_argument("--endpoint-url", default=None, help="use this DynamoDB endpoint instead of starting one")
@@ -73,7 +73,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         sizes.append(LARGE_SIZE)
     return {
         "sizes": sorted(sizes),
-        "workers": max(1, args.workers if not args.quick or args.workers != 8 else 4),
+        "workers": max(1, args.workers or (4 if args.quick else 8)),
         "op_calls": max(2, args.op_calls or (QUICK_OP_CALLS if args.quick else 200)),
         "repeat": max(1, args.repeat or (1 if args.quick else 3)),
         "seed": args.seed,
