@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Tuple
 
 #: A pixel coordinate in an image, (row, column) as the classic implementation orders it.
-ImageCoord = Tuple[int, int]
+ImageCoord = tuple[int, int]
 
 #: A size in pixels, (width, height).
-ImageDimensions = Tuple[int, int]
+ImageDimensions = tuple[int, int]
 
 #: A rectangle in an image: its upper-left coordinate and its size, ((row, column), (width, height)).
-ImageRegion = Tuple[ImageCoord, ImageDimensions]
+ImageRegion = tuple[ImageCoord, ImageDimensions]
 
 
 class RequestStatus(str, Enum):
