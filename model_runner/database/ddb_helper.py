@@ -334,20 +334,49 @@ class DDBHelper:
         :return: None
         :raises DDBBatchWriteException: naming how many items were left unwritten
         """
-        pending: list[dict[str, Any]] = [self.bind(item).serialize() for item in ddb_items]
-        connection = self.model._get_connection()
+        requests = [{"PutRequest": {"Item": self.bind(item).serialize()}} for item in ddb_items]
         policy = RetryPolicy(max_attempts=max_retries + 1, max_delay=max_delay, max_total=max_total)
+        self.send_batch(requests, policy, on_retry)
+
+    def batch_delete_keys(self, keys: Sequence[Mapping[str, Any]], policy: RetryPolicy | None = None) -> None:
+        """Delete items by key in batches, with the backoff of :meth:`batch_write_items`.
+
+        :param keys: Sequence[Mapping[str, Any]] = the keys, as DynamoDB attribute values (``{"pk": {"S": "x"}}``)
+        :param policy: Optional[RetryPolicy] = retries while no key gets deleted; the batch writer's default when None
+        :return: None
+        :raises DDBBatchWriteException: naming how many keys were left undeleted
+        """
+        requests = [{"DeleteRequest": {"Key": dict(key)}} for key in keys]
+        self.send_batch(requests, policy or RetryPolicy(max_attempts=501, max_delay=8, max_total=120))
+
+    def send_batch(
+        self,
+        requests: Sequence[Mapping[str, Any]],
+        policy: RetryPolicy,
+        on_retry: Callable[[int], None] | None = None,
+    ) -> None:
+        """Send BatchWriteItem requests (puts and deletes), 25 per request, until every one is processed.
+
+        The one batch writer of the package: unprocessed requests and transient failures are sent again after the
+        policy's backoff; a request that processes at least one item starts the backoff over; permanent errors are
+        not retried.
+
+        :param requests: Sequence[Mapping[str, Any]] = ``{"PutRequest": {...}}`` or ``{"DeleteRequest": {...}}``
+        :param policy: RetryPolicy = attempts, delays and total backoff while no request gets processed
+        :param on_retry: Optional[Callable[[int], None]] = called with the number of requests sent again
+        :return: None
+        :raises DDBBatchWriteException: naming how many requests were left unprocessed
+        """
+        pending = list(requests)
+        client = self.client
         delays = policy.delays()
         key = {"items": len(pending)}
         while pending:
             chunk, rest = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
+            failure: BaseException | None = None
             try:
-                response = connection.batch_write_item(put_items=chunk)
-                unprocessed = [
-                    request["PutRequest"]["Item"]
-                    for request in response.get("UnprocessedItems", {}).get(self.table_name, [])
-                ]
-                failure: BaseException | None = None
+                response = client.batch_write_item(RequestItems={self.table_name: chunk})
+                unprocessed = list(response.get("UnprocessedItems", {}).get(self.table_name, []))
             except Exception as err:
                 if not is_retryable(err):
                     raise self._batch_error(len(pending), key, err) from err

@@ -51,14 +51,13 @@ from model_runner.common.typing import ImageDimensions, ImageRegion
 
 from . import feature_codec as codec
 from .attributes import EpochSecondsTTLAttribute, IntegerAttribute, UnicodeAttribute
-from .ddb_helper import BATCH_SIZE, DDBHelper, DDBItem
+from .ddb_helper import DDBHelper, DDBItem
 from .exceptions import (
     AddFeaturesException,
     DatabaseError,
     DDBBatchWriteException,
     GetFeaturesException,
 )
-from .retry import RetryPolicy, is_retryable
 
 if TYPE_CHECKING:
     from aws_embedded_metrics.logger.metrics_logger import MetricsLogger
@@ -766,41 +765,12 @@ class FeatureTable(DDBHelper):
         def delete_shard(shard: int) -> int:
             deleted = 0
             for page in self._query_pages(f"{image_id}-{shard}", GetFeaturesException, keys):
-                self._batch_delete([{name: raw[name] for name in keys} for raw in page])
+                self.batch_delete_keys([{name: raw[name] for name in keys} for raw in page])
                 deleted += len(page)
             return deleted
 
         with ThreadPoolExecutor(max_workers=self.read_workers, thread_name_prefix="feature-delete") as pool:
             return sum(pool.map(delete_shard, range(1, self.hash_salt + 1)))
-
-    def _batch_delete(self, keys: list[dict[str, Any]]) -> None:
-        """Delete items by key, 25 per request, retrying unprocessed keys and transient failures with backoff.
-
-        :param keys: List[Dict[str, Any]] = raw keys (attribute values)
-        :raises DDBBatchWriteException: when keys are left undeleted
-        """
-        client = self.client
-        pending = list(keys)
-        delays = RetryPolicy(max_attempts=50, max_delay=2.0, max_total=60.0).delays()
-        while pending:
-            chunk, rest = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
-            requests = {self.table_name: [{"DeleteRequest": {"Key": key}} for key in chunk]}
-            failure: BaseException | None = None
-            try:
-                response = client.batch_write_item(RequestItems=requests)
-                unprocessed = [
-                    r["DeleteRequest"]["Key"] for r in response.get("UnprocessedItems", {}).get(self.table_name, [])
-                ]
-            except Exception as err:
-                if not is_retryable(err):
-                    raise self._batch_error(len(pending), {"items": len(keys)}, err) from err
-                unprocessed, failure = chunk, err
-            pending = unprocessed + rest
-            if unprocessed:
-                delay = next(delays, None)
-                if delay is None:
-                    raise self._batch_error(len(pending), {"items": len(keys)}, failure) from failure
-                time.sleep(delay)
 
     # -- metrics ---------------------------------------------------------------------------------------------------
 

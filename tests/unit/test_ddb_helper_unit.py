@@ -151,19 +151,20 @@ def test_moto_update_of_a_missing_item_raises(moto_helper: DDBHelper) -> None:
 
 
 def test_batch_write_sends_unprocessed_items_again(moto_helper: DDBHelper, monkeypatch: pytest.MonkeyPatch) -> None:
-    connection = moto_helper.model._get_connection()
-    real_batch_write = connection.batch_write_item
+    client = moto_helper.client
+    real_batch_write = client.batch_write_item
     sent: list[int] = []
 
-    def drop_half_of_first_requests(put_items: list[dict[str, Any]]) -> dict[str, Any]:
-        sent.append(len(put_items))
+    def drop_half_of_first_requests(RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        requests = RequestItems[moto_helper.table_name]
+        sent.append(len(requests))
         if len(sent) <= 2:  # the first two requests: the last half of the items are left unprocessed
-            kept, dropped = put_items[: len(put_items) // 2], put_items[len(put_items) // 2 :]
-            real_batch_write(put_items=kept)
-            return {"UnprocessedItems": {moto_helper.table_name: [{"PutRequest": {"Item": i}} for i in dropped]}}
-        return dict(real_batch_write(put_items=put_items))
+            kept, dropped = requests[: len(requests) // 2], requests[len(requests) // 2 :]
+            real_batch_write(RequestItems={moto_helper.table_name: kept})
+            return {"UnprocessedItems": {moto_helper.table_name: dropped}}
+        return dict(real_batch_write(RequestItems=RequestItems))
 
-    monkeypatch.setattr(connection, "batch_write_item", drop_half_of_first_requests)
+    monkeypatch.setattr(client, "batch_write_item", drop_half_of_first_requests)
     retried: list[int] = []
     items = [UnitItem(group="g", name=f"{i:03d}", amount=i) for i in range(60)]
     moto_helper.batch_write_items(items, max_delay=0.01, on_retry=retried.append)
@@ -174,12 +175,10 @@ def test_batch_write_sends_unprocessed_items_again(moto_helper: DDBHelper, monke
 
 
 def test_batch_write_gives_up_after_max_retries(moto_helper: DDBHelper, monkeypatch: pytest.MonkeyPatch) -> None:
-    connection = moto_helper.model._get_connection()
+    def never_processed(RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        return {"UnprocessedItems": RequestItems}
 
-    def never_processed(put_items: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"UnprocessedItems": {moto_helper.table_name: [{"PutRequest": {"Item": i}} for i in put_items]}}
-
-    monkeypatch.setattr(connection, "batch_write_item", never_processed)
+    monkeypatch.setattr(moto_helper.client, "batch_write_item", never_processed)
     retried: list[int] = []
     with pytest.raises(DDBBatchWriteException) as raised:
         moto_helper.batch_write_items(
