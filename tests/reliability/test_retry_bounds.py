@@ -93,7 +93,9 @@ def test_permanent_transient_failure_gives_up_with_the_typed_exception_in_bounde
     run_report.record(
         f"retry-bounds[{kind}]",
         operations=1,
+        requests=stats.total_requests,
         faults=stats.total_faults,
+        gave_up=1,
         retries=stats.total_requests - 1,
         seconds=round(elapsed, 2),
         items_checked=1,
@@ -164,7 +166,9 @@ def test_throttling_storm_slows_work_down_but_loses_none(
     run_report.record(
         "throttling-storm",
         operations=count + batches,
+        requests=stats.total_requests,
         faults=stats.total_faults,
+        gave_up=redelivered,
         retries=stats.total_requests - count - batches - redelivered,
         redelivered=redelivered,
         seconds=round(elapsed, 2),
