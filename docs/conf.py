@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from docutils import nodes
+from sphinx.addnodes import pending_xref
 from sphinx.application import Sphinx
 from sphinx.domains.python import PythonDomain
 from sphinx.environment import BuildEnvironment
+from sphinx.util import logging
+
+_LOGGER = logging.getLogger(__name__)
 
 project = "model-runner-database"
 author = "model_runner maintainers"
@@ -83,6 +88,23 @@ def _mark_reexports_as_aliases(app: Sphinx, env: BuildEnvironment) -> list[str]:
     return []
 
 
+def _unresolved_in_guides(app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement) -> None:
+    """Warn about a Python reference of a guide that resolves to nothing (the API pages are left to autoapi).
+
+    Sphinx only warns about unresolved references with ``nitpicky``, which the generated API pages cannot pass
+    (``botocore client`` and the like in docstrings). A guide naming a class or method that was renamed must fail
+    the build, so that the guide is fixed.
+
+    :param app: Sphinx = the application
+    :param env: BuildEnvironment = the environment
+    :param node: pending_xref = the reference nothing resolved
+    :param contnode: TextElement = its content
+    :return: None = the reference stays unresolved
+    """
+    if node.get("refdomain") == "py" and not str(node.get("refdoc", "")).startswith("autoapi/"):
+        _LOGGER.warning("guide names %s, which the API reference does not have", node["reftarget"], location=node)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the build hooks of this project.
 
@@ -90,4 +112,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     :return: Dict[str, Any] = extension metadata
     """
     app.connect("env-updated", _mark_reexports_as_aliases)
+    app.connect("missing-reference", _unresolved_in_guides, priority=950)  # after the Python domain's own resolver
     return {"parallel_read_safe": True}
