@@ -6,6 +6,9 @@ Options (or environment variables):
   workers, hypothesis examples). 1 by default, sized for CI; 10 for a long run.
 * ``--reliability-seed N`` / ``RELIABILITY_SEED``: seed of the proxy's random draws (0 by default).
 
+The options exist when pytest is pointed at ``tests/reliability`` (or a file in it); the environment variables work
+in every run, ``make test`` included.
+
 At the end of a session that ran reliability tests, the figures (operations, faults, retries, items checked,
 discrepancies) are written to ``.cache/reliability/last-run.json`` (git-ignored); docs/reliability.md quotes them.
 """
@@ -92,7 +95,7 @@ _report: RunReport | None = None
 
 
 def _int_option(config: pytest.Config, option: str, env: str, default: int) -> int:
-    value = config.getoption(option)
+    value = config.getoption(option, default=None)  # None too when pytest never loaded this conftest early
     if value is None:
         value = int(os.environ.get(env, "") or default)
     return int(value)
