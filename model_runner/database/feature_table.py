@@ -260,6 +260,10 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+#: Items per query page: bounds the memory of a streaming read (pages otherwise grow to 1 MB per reading thread).
+QUERY_PAGE_ITEMS = 200
+
+
 class FeatureTable(DDBHelper):
     """Stores the features (detections) of image jobs and aggregates them back.
 
@@ -554,6 +558,7 @@ class FeatureTable(DDBHelper):
                 consistent_read=True,
                 exclusive_start_key=start_key,
                 attributes_to_get=attributes,
+                limit=QUERY_PAGE_ITEMS,
             )
             page = self._run(query, exc_class, "query features", {_HASH: hash_key})
             yield list(page.get("Items", []))
@@ -606,9 +611,10 @@ class FeatureTable(DDBHelper):
     def _stream(self, image_id: str) -> Iterator[bytes]:
         """Yield the features of an image, item by item, querying its shards in parallel.
 
-        At most ``read_workers`` threads query; they hand the items, still compressed, over through a queue of
-        ``2 * read_workers`` entries, and the calling thread decompresses one at a time, so the memory held is bounded
-        by the workers' pages and the queue, never by the number of features. Leaving the iteration early stops the
+        At most ``read_workers`` threads query and decompress (zstd releases the GIL, so they do it in parallel); they
+        hand the decompressed items over through a queue of ``2 * read_workers`` entries, and pages hold at most
+        ``QUERY_PAGE_ITEMS`` items, so the memory held is bounded by the workers' pages and the queue, never by the
+        number of features. Leaving the iteration early stops the
         workers.
 
         :param image_id: str = the image
@@ -637,7 +643,8 @@ class FeatureTable(DDBHelper):
         def produce(shard: int) -> None:
             try:
                 for item in self._shard_items(image_id, shard):
-                    if not put(item):
+                    lines = self._lines(item)  # zstd releases the GIL: decompress here, in parallel
+                    if lines and not put(lines):
                         return
             except BaseException as err:  # handed to the consumer, which raises it
                 put(err)
@@ -660,9 +667,7 @@ class FeatureTable(DDBHelper):
                     key = {"image_id": image_id}
                     raise self.error(GetFeaturesException, "get features", key, entry) from entry
                 else:
-                    lines = self._lines(entry)
-                    if lines:
-                        yield lines
+                    yield entry
         finally:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
