@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -126,8 +127,47 @@ class FloatAttribute(NumberAttribute):
         return to_native_number(Decimal(value))
 
 
+def _number(text: str) -> Number:
+    if text.isdigit() or (text[:1] == "-" and text[1:].isdigit()):
+        return int(text)  # the common case (tile coordinates, counts) without a Decimal
+    return to_native_number(Decimal(text))
+
+
+def deserialize_value(value: Mapping[str, Any]) -> Any:
+    """Decode a DynamoDB attribute value into native Python (numbers as int or float).
+
+    :param value: Mapping[str, Any] = the attribute value, such as ``{"N": "3"}``
+    :return: Any = the Python value
+    :raises TypeError: for a type DynamoDB does not have
+    """
+    ((kind, data),) = value.items()
+    if kind == "N":
+        return _number(data)
+    if kind in ("S", "B", "BOOL"):
+        return data
+    if kind == "L":
+        return [deserialize_value(v) for v in data]
+    if kind == "M":
+        return {k: deserialize_value(v) for k, v in data.items()}
+    if kind == "NULL":
+        return None
+    if kind in ("SS", "BS"):
+        return set(data)
+    if kind == "NS":
+        return {_number(v) for v in data}
+    raise TypeError(f"unknown DynamoDB type {kind}")
+
+
 class NativeListAttribute(ListAttribute[Any]):
     """An untyped list attribute (lists of lists, maps, numbers, strings, None) that accepts Decimals and tuples."""
+
+    def deserialize(self, values: Any) -> list[Any]:
+        """Decode a stored list into native Python values (maps as dicts, numbers as int or float).
+
+        :param values: Any = the DynamoDB list value
+        :return: List[Any] = the list
+        """
+        return [deserialize_value(value) for value in values]
 
     def serialize(self, values: Any, *, null_check: bool = True) -> Any:
         """Encode a list, converting Decimals and tuples first.

@@ -24,7 +24,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
-from .attributes import to_native
+from .attributes import deserialize_value, to_native
 from .binding import TableSettings, bind_model
 from .exceptions import (
     DatabaseError,
@@ -624,29 +624,3 @@ def serialize_value(value: Any) -> dict[str, Any]:
         if all(isinstance(v, (bytes, bytearray)) for v in value):
             return {"BS": [bytes(v) for v in value]}
     raise TypeError(f"cannot store a value of type {type(value).__name__} in DynamoDB: {value!r}")
-
-
-def deserialize_value(value: Mapping[str, Any]) -> Any:
-    """Decode a DynamoDB attribute value into native Python (numbers as int or float).
-
-    :param value: Mapping[str, Any] = the attribute value
-    :return: Any = the Python value
-    """
-    from .attributes import to_native_number
-
-    ((kind, data),) = value.items()
-    if kind == "S" or kind == "B" or kind == "BOOL":
-        return data
-    if kind == "N":
-        return to_native_number(Decimal(data))
-    if kind == "NULL":
-        return None
-    if kind == "L":
-        return [deserialize_value(v) for v in data]
-    if kind == "M":
-        return {k: deserialize_value(v) for k, v in data.items()}
-    if kind == "SS" or kind == "BS":
-        return set(data)
-    if kind == "NS":
-        return {to_native_number(Decimal(v)) for v in data}
-    raise TypeError(f"unknown DynamoDB type {kind}")
