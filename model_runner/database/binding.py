@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from botocore.exceptions import NoRegionError
 from pynamodb.models import Model
 
 from .exceptions import ConfigurationError
@@ -127,7 +128,13 @@ def bind_model(model: type[M], settings: TableSettings) -> type[M]:
             bound = type(model.__name__, (model,), {"Meta": meta, "__module__": model.__module__})
             bound.__qualname__ = f"{model.__qualname__}[{settings.table_name}]"
             # Build the botocore client now, under the lock: a cold start from many threads would build many.
-            bound._get_connection().connection.client  # type: ignore[attr-defined]  # noqa: B018
+            try:
+                bound._get_connection().connection.client  # type: ignore[attr-defined]  # noqa: B018
+            except NoRegionError as err:
+                raise ConfigurationError(
+                    f"no AWS region for table {settings.table_name}: set AWS_REGION (or AWS_DEFAULT_REGION), "
+                    "configure one in the AWS profile, or pass region="
+                ) from err
             _bound[key] = bound
     return bound
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pynamodb.models import Model
@@ -213,3 +214,11 @@ def test_numbers_of_every_python_type_are_accepted(dynamodb_local_endpoint: str,
     stored = jobs.get_ddb_item(JobItem(image_id="numbers"))
     assert stored == {"image_id": "numbers", "width": 10, "height": 12, "expire_time": 1700000000}
     assert all(type(stored[name]) is int for name in ("width", "height", "expire_time"))
+
+
+def test_a_missing_region_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    with pytest.raises(ConfigurationError, match="AWS_REGION"):
+        JobTable("table-without-region", host="http://127.0.0.1:9")
