@@ -27,6 +27,7 @@ from pynamodb.models import Model
 from .attributes import deserialize_value, to_native
 from .binding import TableSettings, bind_model
 from .exceptions import (
+    CONDITION_FAILED,
     DatabaseError,
     DDBBatchWriteException,
     DDBException,
@@ -41,6 +42,14 @@ E = TypeVar("E", bound=DatabaseError)
 
 #: DynamoDB's limit of items in one BatchWriteItem request.
 BATCH_SIZE = 25
+
+
+def now_millis() -> int:
+    """Return the current time in epoch milliseconds (the unit of start, end and update times).
+
+    :return: int = epoch milliseconds
+    """
+    return int(time.time() * 1000)
 
 
 @dataclass
@@ -232,6 +241,35 @@ class DDBHelper:
             key=key,
             code=code,
         )
+
+    def _conditional_update(
+        self,
+        item: DDBItem,
+        actions: Sequence[Action],
+        condition: Condition | None,
+        exc_class: type[DatabaseError],
+        action: str,
+    ) -> DatabaseError | None:
+        """Run one UpdateItem (ReturnValues ALL_NEW, loaded into ``item``) and report a condition that did not hold.
+
+        :param item: DDBItem = the bound item to update; holds the stored item afterwards
+        :param actions: Sequence[Action] = the update actions
+        :param condition: Optional[Condition] = the condition of the update
+        :param exc_class: Type[DatabaseError] = the exception raised when the update fails
+        :param action: str = what the update does, for the message
+        :return: Optional[DatabaseError] = None when the update was applied; the exception when the condition did
+            not hold (the caller decides what that means)
+        :raises DatabaseError: ``exc_class`` when the request fails for any other reason
+        """
+        try:
+            self._run(
+                lambda: item.update(actions=list(actions), condition=condition), exc_class, action, self.get_keys(item)
+            )
+        except DatabaseError as err:
+            if err.code != CONDITION_FAILED:
+                raise
+            return err
+        return None
 
     def bind(self, item: ItemT) -> ItemT:
         """Return ``item`` as an instance of the bound model (the same object when it already is one).

@@ -9,12 +9,10 @@ from pynamodb.expressions.update import Action
 
 from .attributes import IntegerAttribute, UnicodeAttribute
 from .ddb_helper import DDBHelper, DDBItem
-from .exceptions import DatabaseError, EndpointStatisticsException
+from .exceptions import CONDITION_FAILED, DatabaseError, EndpointStatisticsException
+
 
 #: DynamoDB's error code of a condition that did not hold.
-CONDITION_FAILED = "ConditionalCheckFailedException"
-
-
 class EndpointStatisticsItem(DDBItem):
     """One model endpoint's load.
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+#: DynamoDB's error code of a condition that did not hold.
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
 
 class DatabaseError(Exception):
     """Base class of every exception of model_runner.database.

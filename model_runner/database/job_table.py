@@ -12,8 +12,9 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from .attributes import EpochSecondsTTLAttribute, IntegerAttribute, UnicodeAttribute
-from .ddb_helper import DDBHelper, DDBItem
+from .ddb_helper import DDBHelper, DDBItem, now_millis
 from .exceptions import (
+    CONDITION_FAILED,
     CompleteRegionException,
     DatabaseError,
     EndImageException,
@@ -112,9 +113,6 @@ class JobItem(DDBItem):
         )
 
 
-#: DynamoDB's error code of a condition that did not hold.
-CONDITION_FAILED = "ConditionalCheckFailedException"
-
 #: Bytes of the digest that stands for a region id in ``completed_regions``: 10,000 regions take about 80 KB, and
 #: two ids of one job share a digest with a probability of about n^2 / 2^65 (3e-12 for 10,000 regions).
 REGION_DIGEST_SIZE = 8
@@ -134,14 +132,6 @@ def region_digest(region_id: str) -> bytes:
     if not isinstance(region_id, str):
         raise TypeError(f"region_id: expected a string, got {type(region_id).__name__}: {region_id!r}")
     return hashlib.blake2b(region_id.encode("utf-8"), digest_size=REGION_DIGEST_SIZE).digest()
-
-
-def now_millis() -> int:
-    """Return the current time in epoch milliseconds.
-
-    :return: int = epoch milliseconds
-    """
-    return int(time.time() * 1000)
 
 
 class JobTable(DDBHelper):
@@ -184,33 +174,6 @@ class JobTable(DDBHelper):
         """
         key = {"image_id": image_id}
         return cast("JobItem | None", self._run(lambda: self._fetch(image_id), exc_class, action, key))
-
-    def _update(
-        self,
-        job: JobItem,
-        actions: list[Action],
-        condition: Condition,
-        exc_class: type[DatabaseError],
-        action: str,
-    ) -> DatabaseError | None:
-        """Run one conditional UpdateItem (ReturnValues ALL_NEW, loaded into ``job``).
-
-        :param job: JobItem = the bound item to update; holds the stored job afterwards
-        :param actions: List[Action] = the update actions
-        :param condition: Condition = the condition of the update
-        :param exc_class: Type[DatabaseError] = the exception raised when the update fails
-        :param action: str = what the update does, for the message
-        :return: Optional[DatabaseError] = None when the update was applied; the exception when the condition did
-            not hold (the caller decides what that means)
-        :raises DatabaseError: ``exc_class`` when the request fails for any other reason
-        """
-        try:
-            self._run(lambda: job.update(actions=actions, condition=condition), exc_class, action, self.get_keys(job))
-        except DatabaseError as err:
-            if err.code != CONDITION_FAILED:
-                raise
-            return err
-        return None
 
     # -- the job API -------------------------------------------------------------------------------------------------
 
@@ -283,7 +246,7 @@ class JobTable(DDBHelper):
             actions.append(JobItem.completed_regions.add({digest}))
             condition = condition & ~JobItem.completed_regions.contains(digest)
         job = self._new_job(image_id)
-        failed = self._update(job, actions, condition, CompleteRegionException, "complete region request")
+        failed = self._conditional_update(job, actions, condition, CompleteRegionException, "complete region request")
         if failed is None:
             return job
         stored = self._read(image_id, CompleteRegionException, "complete region request (read job)")
@@ -313,7 +276,9 @@ class JobTable(DDBHelper):
         owner = JobItem.aggregated_by
         condition = JobItem.image_id.exists() & (owner.does_not_exist() | (owner == worker_id))
         job = self._new_job(image_id)
-        failed = self._update(job, [owner.set(worker_id)], condition, CompleteRegionException, "claim aggregation")
+        failed = self._conditional_update(
+            job, [owner.set(worker_id)], condition, CompleteRegionException, "claim aggregation"
+        )
         if failed is None:
             return True
         stored = self._read(image_id, CompleteRegionException, "claim aggregation (read job)")
@@ -378,7 +343,7 @@ class JobTable(DDBHelper):
                 actions.append(JobItem.processing_duration.set(self.get_processing_duration(int(stored.start_time))))
                 condition = condition & (JobItem.start_time == stored.start_time)
             job = self._new_job(image_id)
-            if self._update(job, actions, condition, EndImageException, "end image request") is None:
+            if self._conditional_update(job, actions, condition, EndImageException, "end image request") is None:
                 return job
         raise self.error(EndImageException, "end image request (start_time kept changing)", key, None)
 
@@ -419,7 +384,9 @@ class JobTable(DDBHelper):
                 )
             return stored
         job = self._new_job(image_id)
-        failed = self._update(job, actions, JobItem.image_id.exists(), UpdateImageException, "update image request")
+        failed = self._conditional_update(
+            job, actions, JobItem.image_id.exists(), UpdateImageException, "update image request"
+        )
         if failed is not None:
             raise self.error(
                 UpdateImageException, "update image request (job does not exist)", {"image_id": image_id}, failed

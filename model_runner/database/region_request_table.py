@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import numbers
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from model_runner.common.typing import ImageRegion, RequestStatus, TileState
 
 from .attributes import EpochSecondsTTLAttribute, IntegerAttribute, NativeListAttribute, UnicodeAttribute
-from .ddb_helper import DDBHelper, DDBItem
+from .ddb_helper import DDBHelper, DDBItem, now_millis
 from .exceptions import (
     DatabaseError,
     GetRegionRequestItemException,
@@ -99,9 +97,6 @@ class RegionRequestItem(DDBItem):
         )
 
 
-#: DynamoDB's error code of a condition that did not hold.
-CONDITION_FAILED = "ConditionalCheckFailedException"
-
 #: Attributes that change only atomically (tile lists by append, counters by ADD or increment): no update writes the
 #: value a caller holds, so an item read earlier and written back loses no tile and no retry.
 ATOMIC_ATTRIBUTES = (
@@ -126,14 +121,6 @@ START_ATTRIBUTES = (
 #: Attempts of :meth:`RegionRequestTable.add_tile` when a condition fails but the tile is not recorded (the region
 #: was deleted and created again in between).
 ADD_TILE_ATTEMPTS = 3
-
-
-def now_millis() -> int:
-    """Return the current time in epoch milliseconds.
-
-    :return: int = epoch milliseconds
-    """
-    return int(time.time() * 1000)
 
 
 def normalize_tile(tile: Any) -> list[list[int]]:
@@ -241,38 +228,6 @@ class RegionRequestTable(DDBHelper):
             "RegionRequestItem | None", self._run(lambda: self._fetch(image_id, region_id), exc_class, action, key)
         )
 
-    def _update(
-        self,
-        region: RegionRequestItem,
-        actions: Sequence[Action],
-        condition: Condition | None,
-        exc_class: type[DatabaseError],
-        action: str,
-    ) -> DatabaseError | None:
-        """Run one UpdateItem (ReturnValues ALL_NEW, loaded into ``region``).
-
-        :param region: RegionRequestItem = the bound item to update; holds the stored region afterwards
-        :param actions: Sequence[Action] = the update actions
-        :param condition: Optional[Condition] = the condition of the update
-        :param exc_class: Type[DatabaseError] = the exception raised when the update fails
-        :param action: str = what the update does, for the message
-        :return: Optional[DatabaseError] = None when the update was applied; the exception when the condition did
-            not hold (the caller decides what that means)
-        :raises DatabaseError: ``exc_class`` when the request fails for any other reason
-        """
-        try:
-            self._run(
-                lambda: region.update(actions=list(actions), condition=condition),
-                exc_class,
-                action,
-                self.get_keys(region),
-            )
-        except DatabaseError as err:
-            if err.code != CONDITION_FAILED:
-                raise
-            return err
-        return None
-
     # -- the region API ----------------------------------------------------------------------------------------------
 
     def start_region_request(self, region_request_item: RegionRequestItem) -> RegionRequestItem:
@@ -321,7 +276,7 @@ class RegionRequestTable(DDBHelper):
         image_id, region_id = region_request_item.image_id, region_request_item.region_id
         region = self._new_region(image_id, region_id)
         not_ended_since = item.end_time.does_not_exist() | (item.end_time <= now)
-        stale = self._update(region, actions, not_ended_since, StartRegionException, "start region request")
+        stale = self._conditional_update(region, actions, not_ended_since, StartRegionException, "start region request")
         if stale is None:
             return region
         stored = self._read(image_id, region_id, StartRegionException, "start region request (read region)")
@@ -370,7 +325,7 @@ class RegionRequestTable(DDBHelper):
         if start_time is not None:
             actions.append(RegionRequestItem.processing_duration.set(now - int(start_time)))
         region = self._new_region(image_id, region_id)
-        failed = self._update(
+        failed = self._conditional_update(
             region, actions, RegionRequestItem.image_id.exists(), UpdateRegionException, "complete region request"
         )
         if failed is not None:
@@ -396,7 +351,7 @@ class RegionRequestTable(DDBHelper):
         actions = self.actions_for(region_request_item, exclude=(*ATOMIC_ATTRIBUTES, "last_updated_time"))
         actions.append(RegionRequestItem.last_updated_time.set(now_millis()))
         region = self._new_region(image_id, region_id)
-        failed = self._update(
+        failed = self._conditional_update(
             region, actions, RegionRequestItem.image_id.exists(), UpdateRegionException, "update region request"
         )
         if failed is not None:
@@ -462,7 +417,7 @@ class RegionRequestTable(DDBHelper):
         failed: DatabaseError | None = None
         for _ in range(ADD_TILE_ATTEMPTS):
             region = self._new_region(image_id, region_id)
-            failed = self._update(region, actions, condition, UpdateRegionException, "add tile")
+            failed = self._conditional_update(region, actions, condition, UpdateRegionException, "add tile")
             if failed is None:
                 return region
             stored = self._read(image_id, region_id, UpdateRegionException, "add tile (read region)")

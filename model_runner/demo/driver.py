@@ -55,8 +55,6 @@ from .synthetic import SyntheticDetector, SyntheticImage, TileFailure, generate_
 
 #: The model endpoint whose regions in progress the demo tracks.
 DEMO_ENDPOINT = "synthetic-detector-endpoint"
-#: DynamoDB's error code of a condition that did not hold.
-CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class SimulatedCrash(Exception):

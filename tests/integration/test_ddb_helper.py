@@ -21,10 +21,9 @@ from model_runner.database import (
     TableNames,
 )
 from model_runner.database.attributes import FloatAttribute, IntegerAttribute, NativeListAttribute
+from model_runner.database.exceptions import CONDITION_FAILED
 
 pytestmark = pytest.mark.integration
-
-CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class SampleItem(DDBItem):
