@@ -41,10 +41,11 @@ class _Parser(argparse.ArgumentParser):
 # -- option value types: each raises ArgumentTypeError with a message that says what is expected ---------------------
 
 
-def positive_int(text: str) -> int:
-    """Parse a whole number of at least 1.
+def _int_at_least(text: str, minimum: int) -> int:
+    """Parse a whole number of at least ``minimum``.
 
     :param text: str = the option value
+    :param minimum: int = the smallest value accepted
     :return: int = the number
     :raises argparse.ArgumentTypeError: when it is not one
     """
@@ -52,9 +53,19 @@ def positive_int(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """Parse a whole number of at least 1.
+
+    :param text: str = the option value
+    :return: int = the number
+    :raises argparse.ArgumentTypeError: when it is not one
+    """
+    return _int_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
@@ -64,13 +75,7 @@ def non_negative_int(text: str) -> int:
     :return: int = the number
     :raises argparse.ArgumentTypeError: when it is not one
     """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {value}")
-    return value
+    return _int_at_least(text, 0)
 
 
 def port(text: str) -> int:

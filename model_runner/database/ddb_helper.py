@@ -295,6 +295,23 @@ class DDBHelper:
         except DoesNotExist:
             return None
 
+    def _read_item(
+        self, exc_class: type[DatabaseError], action: str, hash_value: Any, range_value: Any = None
+    ) -> DDBItem | None:
+        """Read one item with a strongly consistent GetItem, retried, failures raised as ``exc_class``.
+
+        :param exc_class: Type[DatabaseError] = the exception raised when the read fails
+        :param action: str = what the caller does, for the message
+        :param hash_value: Any = the hash key value
+        :param range_value: Any = the range key value, for tables that have one
+        :return: Optional[DDBItem] = the bound item, or None when there is none
+        :raises DatabaseError: ``exc_class`` when the read fails
+        """
+        key = {str(self.model._hash_keyname): hash_value}
+        if self.model._range_keyname is not None:
+            key[self.model._range_keyname] = range_value
+        return self._run(lambda: self._fetch(hash_value, range_value), exc_class, action, key)
+
     @staticmethod
     def as_dict(item: Model | None) -> dict[str, Any]:
         """Return an item as a dictionary of native values (empty for None).
@@ -316,9 +333,8 @@ class DDBHelper:
         :return: Dict[str, Any] = the stored item, attribute name to value; empty when there is none
         :raises DDBException: when the request fails
         """
-        key = self.get_keys(ddb_item)
         hash_value, range_value = ddb_item.key_values()
-        return self.as_dict(self._run(lambda: self._fetch(hash_value, range_value), DDBException, "get item", key))
+        return self.as_dict(self._read_item(DDBException, "get item", hash_value, range_value))
 
     def put_ddb_item(self, ddb_item: DDBItem, condition_expression: Condition | str | None = None) -> dict[str, Any]:
         """Put a DynamoDB item into the table, replacing an item with the same key unless a condition says otherwise.

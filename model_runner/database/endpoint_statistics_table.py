@@ -128,9 +128,7 @@ class EndpointStatisticsTable(DDBHelper):
         """
         item = cast(
             "EndpointStatisticsItem | None",
-            self._run(
-                lambda: self._fetch(endpoint), EndpointStatisticsException, "read region count", {"endpoint": endpoint}
-            ),
+            self._read_item(EndpointStatisticsException, "read region count", endpoint),
         )
         if item is None or item.regions_in_progress is None:
             return 0

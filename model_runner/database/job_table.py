@@ -172,8 +172,7 @@ class JobTable(DDBHelper):
         :return: Optional[JobItem] = the stored job, or None when there is none
         :raises DatabaseError: ``exc_class`` when the read fails
         """
-        key = {"image_id": image_id}
-        return cast("JobItem | None", self._run(lambda: self._fetch(image_id), exc_class, action, key))
+        return cast("JobItem | None", self._read_item(exc_class, action, image_id))
 
     # -- the job API -------------------------------------------------------------------------------------------------
 

@@ -223,10 +223,7 @@ class RegionRequestTable(DDBHelper):
         :return: Optional[RegionRequestItem] = the stored region, or None when there is none
         :raises DatabaseError: ``exc_class`` when the read fails
         """
-        key = {"image_id": image_id, "region_id": region_id}
-        return cast(
-            "RegionRequestItem | None", self._run(lambda: self._fetch(image_id, region_id), exc_class, action, key)
-        )
+        return cast("RegionRequestItem | None", self._read_item(exc_class, action, image_id, region_id))
 
     # -- the region API ----------------------------------------------------------------------------------------------
 
