@@ -6,6 +6,6 @@ features); :mod:`.server` serves the pages and a small JSON API with the standar
 """
 
 from .data import MonitorData, NotFound, Unavailable
-from .server import MonitorServer, make_server
+from .server import MonitorServer, make_server, serving
 
-__all__ = ["MonitorData", "MonitorServer", "NotFound", "Unavailable", "make_server"]
+__all__ = ["MonitorData", "MonitorServer", "NotFound", "Unavailable", "make_server", "serving"]

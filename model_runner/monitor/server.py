@@ -22,12 +22,13 @@ the API and a short page elsewhere: 404 for an unknown id or a missing table, 50
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -280,3 +281,26 @@ def make_server(
     :raises OSError: when the address cannot be bound
     """
     return MonitorServer((host, port), data, refresh_seconds)
+
+
+@contextlib.contextmanager
+def serving(
+    data: MonitorData, host: str = "127.0.0.1", port: int = 0, refresh_seconds: float = 3.0
+) -> Iterator[MonitorServer]:
+    """Serve the monitor from a background thread for the duration of a block (tests, scripts, notebooks).
+
+    :param data: MonitorData = the reads
+    :param host: str = address to listen on (loopback by default)
+    :param port: int = port (0: any free port; the server's ``url`` says which)
+    :param refresh_seconds: float = how often the job page refreshes while the job runs
+    :return: Iterator[MonitorServer] = the running server
+    """
+    server = make_server(data, host, port, refresh_seconds)
+    thread = threading.Thread(target=server.serve_forever, name="monitor-server", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

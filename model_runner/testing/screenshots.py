@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from model_runner.database import FeatureTable, JobTable, RegionRequestTable, TableNames, create_tables
 from model_runner.demo.driver import run_job
-from model_runner.monitor import MonitorData, make_server
+from model_runner.monitor import MonitorData, serving
 from model_runner.testing.browser import headless_chromium
 from model_runner.testing.dynamodb_local import DynamoDBLocal, ensure_emulator
 
@@ -50,25 +49,19 @@ def capture(output: Path, failure_rate: float = 0.1, seed: int = 3) -> Path:
             RegionRequestTable(names.region, host=endpoint, region="us-east-1"),
             FeatureTable(names.feature, host=endpoint, region="us-east-1"),
         )
-        server = make_server(data, "127.0.0.1", 0)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            with headless_chromium() as browser:
-                page = browser.new_page(viewport={"width": 1360, "height": 900}, device_scale_factor=1, bypass_csp=True)
-                page.goto(f"{server.url}/jobs/{DEMO_IMAGE_ID}")
-                page.wait_for_function("window.monitorState && window.monitorState.overview !== null")
-                region = page.locator("svg#regions rect.failed").first
-                if region.count() == 0:
-                    region = page.locator("svg#regions rect.retried").first
-                region.click()
-                page.wait_for_selector("#region-facts:not([hidden])")
-                page.mouse.move(0, 0)
-                output.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(output), full_page=True)
-        finally:
-            server.shutdown()
-            server.server_close()
+        with serving(data) as server, headless_chromium() as browser:
+            # playwright evaluates its waits as strings, which the page's CSP (script-src 'self') forbids
+            page = browser.new_page(viewport={"width": 1360, "height": 900}, bypass_csp=True)
+            page.goto(f"{server.url}/jobs/{DEMO_IMAGE_ID}")
+            page.wait_for_function("window.monitorState && window.monitorState.overview !== null")
+            region = page.locator("svg#regions rect.failed").first
+            if region.count() == 0:
+                region = page.locator("svg#regions rect.retried").first
+            region.click()
+            page.wait_for_selector("#region-facts:not([hidden])")
+            page.mouse.move(0, 0)
+            output.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(output), full_page=True)
     return output
 
 
