@@ -482,7 +482,7 @@ class MonitorData:
         ``box_cap`` boxes (a uniform sample beyond), and the recorded tiles for the seam lines.
 
         The features are streamed with :meth:`FeatureTable.iter_features`: memory holds the grid and the sample,
-        never the features. An ended job's overview is read once; a running job's at most every
+        never the features. An ended job's overview is read once (after its end); a running job's at most every
         ``OVERVIEW_CACHE_SECONDS`` whoever asks.
 
         :param image_id: str = the image id
@@ -493,14 +493,17 @@ class MonitorData:
         with self._lock:
             lock = self._overview_locks.setdefault(image_id, threading.Lock())
         with lock:
+            job = self.job(image_id)  # one GetItem: tells whether the job ended since the overview was read
+            ended = job["end_time"] is not None
             with self._lock:
                 cached = self._overviews.get(image_id)
-            if cached is not None and (cached.ended or time.time() - cached.at < OVERVIEW_CACHE_SECONDS):
+            if cached is not None and (
+                cached.ended or (not ended and time.time() - cached.at < OVERVIEW_CACHE_SECONDS)
+            ):
                 return cached.value
-            job = self.job(image_id)
             value = self._overview(image_id, job)
             with self._lock:
-                self._overviews[image_id] = _Cached(time.time(), job["end_time"] is not None, value)
+                self._overviews[image_id] = _Cached(time.time(), ended, value)
                 self._overviews.move_to_end(image_id)
                 while len(self._overviews) > OVERVIEW_CACHE_ENTRIES:
                     old, _ = self._overviews.popitem(last=False)
