@@ -297,6 +297,8 @@ class MonitorData:
         self.jobs = jobs
         self.regions = regions
         self.features = features
+        for table in (jobs, regions, features):  # build each botocore client now, before request threads share it
+            _ = table.client
         self.scan_limit = max(1, int(scan_limit))
         self.box_cap = max(0, int(box_cap))
         self._lock = threading.Lock()
