@@ -32,8 +32,8 @@ from model_runner.database import (
 )
 from model_runner.database.ddb_helper import DDBHelper
 
-#: Attributes of a job the jobs page shows (the scan's projection: ``crd``, the completed-region digests that grow
-#: with the region count, is never sent back, though DynamoDB still bills the whole item, see list_jobs).
+#: Attributes of a job the jobs page shows (the scan's projection: the counted-region set, which grows with the
+#: region count, is never sent back, though DynamoDB still bills the whole item, see list_jobs).
 JOB_LIST_ATTRIBUTES = (
     "image_id",
     "job_id",
