@@ -32,8 +32,8 @@ from model_runner.database import (
 )
 from model_runner.database.ddb_helper import DDBHelper
 
-#: Attributes of a job the jobs page shows (the scan's projection: ``crd``, the completed-region digests that grow
-#: with the region count, is never sent back, though DynamoDB still bills the whole item, see list_jobs).
+#: Attributes of a job the jobs page shows (the scan's projection: the counted-region set, which grows with the
+#: region count, is never sent back, though DynamoDB still bills the whole item, see list_jobs).
 JOB_LIST_ATTRIBUTES = (
     "image_id",
     "job_id",
@@ -488,7 +488,8 @@ class MonitorData:
         ``OVERVIEW_CACHE_SECONDS`` whoever asks.
 
         :param image_id: str = the image id
-        :return: Dict[str, Any] = ``{"count", "boxes", "box_cap", "sampled", "density": {...}, "tiles": [...]}``
+        :return: Dict[str, Any] = ``{"count", "without_image_bounds", "boxes", "box_cap", "sampled", "density": {...},
+            "tiles": [...]}``
         :raises NotFound: when there is no such job or a table is missing
         :raises Unavailable: when DynamoDB cannot be read
         """
@@ -529,8 +530,12 @@ class MonitorData:
         rng = random.Random(0)
         count = 0
         extent = [0.0, 0.0, float(width), float(height)]
+        unplaced = 0
         for bounds in self._feature_bounds(image_id):
             count += 1
+            if bounds is None:
+                unplaced += 1
+                continue
             minx, miny, maxx, maxy = bounds
             extent = [min(extent[0], minx), min(extent[1], miny), max(extent[2], maxx), max(extent[3], maxy)]
             if cols:
@@ -547,9 +552,10 @@ class MonitorData:
         tiles = self._tile_boxes(image_id)
         return {
             "count": count,
+            "without_image_bounds": unplaced,
             "boxes": sample,
             "box_cap": self.box_cap,
-            "sampled": count > len(sample),
+            "sampled": count - unplaced > len(sample),
             "extent": extent,
             "density": {"cell": cell, "cols": cols, "rows": rows, "counts": counts, "max": max(counts, default=0)},
             "tiles": tiles,
@@ -557,13 +563,11 @@ class MonitorData:
             "tile_overlap": overlap,
         }
 
-    def _feature_bounds(self, image_id: str) -> Iterable[tuple[float, float, float, float]]:
+    def _feature_bounds(self, image_id: str) -> Iterable[tuple[float, float, float, float] | None]:
         stream = self.features.iter_features(image_id)
         try:
             for feature in stream:
-                bounds = _fast_bounds(feature)
-                if bounds is not None:
-                    yield bounds
+                yield _fast_bounds(feature)
         except DatabaseError as err:
             raise self._translate(err) from err
         finally:
