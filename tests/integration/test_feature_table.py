@@ -633,3 +633,102 @@ def test_concurrent_writers_of_the_same_tile_leave_one_copy(feature_table: Featu
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda _: feature_table.add_features(features, source_tile=tile), range(12)))
     assert by_id(feature_table.get_features("img-race")) == by_id(features)
+
+
+# -- exporting to any stream (issue 14, item 6) --------------------------------------------------------------------
+
+
+def _collection(data: bytes | str) -> dict[str, Any]:
+    return dict(json.loads(data))
+
+
+def test_write_feature_collection_writes_to_every_kind_of_stream(feature_table: FeatureTable, tmp_path: Any) -> None:
+    import bz2
+    import gzip
+    import lzma
+    import socket
+    import threading
+
+    features = [box_feature("img-out", f"o-{i}", [i, i, i + 3, i + 3], label="Straße") for i in range(30)]
+    feature_table.add_features(features, source_tile=((0, 0), (512, 512)))
+    expected = by_id(features)
+
+    for opener, suffix in ((gzip.open, "gz"), (bz2.open, "bz2"), (lzma.open, "xz")):
+        for mode in ("wb", "wt"):
+            path = tmp_path / f"out-{mode}.{suffix}"
+            with opener(path, mode) as out:
+                assert feature_table.write_feature_collection("img-out", out) == 30
+            with opener(path, "rb") as back:
+                assert by_id(_collection(back.read())["features"]) == expected
+    for mode in ("w", "wb"):
+        with open(tmp_path / f"plain-{mode}.json", mode) as out:
+            feature_table.write_feature_collection("img-out", out)
+        assert by_id(_collection((tmp_path / f"plain-{mode}.json").read_bytes())["features"]) == expected
+    text, binary = io.StringIO(), io.BytesIO()
+    feature_table.write_feature_collection("img-out", text)
+    feature_table.write_feature_collection("img-out", binary)
+    assert by_id(_collection(text.getvalue())["features"]) == by_id(_collection(binary.getvalue())["features"])
+
+    class Chunks:  # a file-like object outside io's classes, without a mode, that takes bytes
+        def __init__(self) -> None:
+            self.chunks: list[bytes] = []
+
+        def write(self, data: bytes) -> int:
+            self.chunks.append(bytes(data))
+            return len(data)
+
+    chunks = Chunks()
+    feature_table.write_feature_collection("img-out", chunks)
+    assert by_id(_collection(b"".join(chunks.chunks))["features"]) == expected
+
+    for use_file in (False, True):  # a socket, and a socket's file
+        sender, receiver = socket.socketpair()
+        received: list[bytes] = []
+
+        def receive(r: socket.socket = receiver, into: list[bytes] = received) -> None:
+            into.extend(iter(lambda: r.recv(65536), b""))
+
+        reader = threading.Thread(target=receive)
+        reader.start()
+        with sender:
+            if use_file:
+                with sender.makefile("wb") as out:
+                    feature_table.write_feature_collection("img-out", out)
+            else:
+                feature_table.write_feature_collection("img-out", sender)
+            sender.shutdown(socket.SHUT_WR)
+        reader.join(10)
+        receiver.close()
+        assert by_id(_collection(b"".join(received))["features"]) == expected
+
+
+# -- keys (issue 14, item 4) ---------------------------------------------------------------------------------------
+
+
+def test_a_huge_finite_coordinate_is_stored_with_the_rest_of_the_call(feature_table: FeatureTable) -> None:
+    """The tile key span is not part of any key, so a feature at 2.4e300 pixels makes no over-long key (it made a
+    range key of over 1,024 bytes, refused after the call's first 25 items were written)."""
+    good = [box_feature("img-far", f"g-{i}", [i * 600, 5, i * 600 + 5, 9]) for i in range(40)]
+    far = box_feature("img-far", "far", [2.4e300, 1, 2.4e300, 2])
+    for source_tile in (None, ((0, 0), (512, 512))):
+        feature_table.add_features([*good, far], source_tile=source_tile)
+    assert all(len(item["range_key"]["S"].encode()) <= 1024 for item in scan(feature_table))
+    read = Counter(str(feature["id"]) for feature in feature_table.get_features("img-far"))
+    assert read == Counter({str(feature["id"]): 2 for feature in [*good, far]})  # the plain write and the tile's
+
+
+def test_keys_over_dynamodb_limits_are_refused_before_anything_is_written(
+    feature_table: FeatureTable, dynamodb_local_endpoint: str
+) -> None:
+    good = [box_feature("img-keys", f"k-{i}", [i, i, i + 1, i + 1]) for i in range(40)]
+    with pytest.raises(AddFeaturesException, match=r"range key of \d+ bytes"):
+        feature_table.add_features(good, source_tile=((10**1100, 0), (512, 512)))
+    long_image = "i" * 2046
+    with pytest.raises(AddFeaturesException, match=r"hash key of \d+ bytes"):
+        feature_table.add_features([*good, box_feature(long_image, "long", [1, 1, 2, 2])])
+    classic = FeatureTable(
+        feature_table.table_name, (512, 512), (32, 32), host=dynamodb_local_endpoint, write_format="classic"
+    )
+    with pytest.raises(AddFeaturesException, match="range key"):
+        classic.add_features(good, source_tile=((0, 10**1100), (512, 512)))
+    assert scan(feature_table) == []
