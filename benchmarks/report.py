@@ -131,6 +131,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         targets.append(_target(key, description, f"{sense} {limit}", measured, _all(verdicts) if sizes else None))
     targets.append(_flat_memory(results.get("feature_path", {}).get("memory", {})))
     targets.append(_streamed_peak(sizes))
+    targets.append(_binding_memory(results.get("binding", {})))
     return targets
 
 
@@ -148,6 +149,20 @@ def _streamed_peak(sizes: Sequence[dict[str, Any]]) -> dict[str, Any]:
         peaks or None,
         all(value < STREAMED_PEAK_MAX_MIB for value in values) if values else None,
         "" if values else f"needs N = {STREAMED_TARGET_N:,} (--large, or --sizes 1000000 --variants ours,ours_stream)",
+    )
+
+
+def _binding_memory(binding: dict[str, Any]) -> dict[str, Any]:
+    if not binding:
+        return _target("binding_memory", "memory added by binding table names", "", None, None)
+    limit = binding["added_mib_max"]
+    return _target(
+        "binding_memory",
+        f"memory added by binding {binding['table_names']} table names (x4 repositories), MiB",
+        f"< {limit}",
+        binding["added_mib"],
+        binding["added_mib"] < limit,
+        f"{binding['distinct_clients']} botocore client(s); cache holds {binding['bound_models']} classes",
     )
 
 
