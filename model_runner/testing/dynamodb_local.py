@@ -574,8 +574,15 @@ class DynamoDBLocal:
         log_offset = log_file.tell()
         command = _java_command(java, emulator_dir, port, db_path, self.shared_db)
         try:
+            # a session of its own: a Ctrl-C in the terminal reaches the Python program only, which then gives back
+            # what it holds in the tables before it stops this server itself (a weakref finalizer, or stop())
             process = subprocess.Popen(
-                command, cwd=emulator_dir, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
+                command,
+                cwd=emulator_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         except OSError as exc:
             raise DynamoDBLocalError(f"cannot run {java}: {exc}") from exc
