@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from model_runner.common.files import check_output_path
 from model_runner.database import RetryPolicy, create_tables
-from model_runner.demo.driver import DemoError, EndpointUnreachable, JobReport, Repositories, run_job
+from model_runner.demo.driver import DemoError, EndpointUnreachable, JobReport, Repositories, run_job, unreachable_code
 from model_runner.demo.driver import Progress as JobProgress
 from model_runner.testing.dynamodb_local import DynamoDBLocal, ensure_emulator
 
@@ -121,13 +121,16 @@ def demo_command(args: argparse.Namespace, context: Context) -> int:
         )
         try:
             report = _run_with_progress(args, repositories)
-        except EndpointUnreachable as err:
-            raise CliError(
-                f"lost {context.where} during the demo ({err.code}): gave up once the retries had run out (at most "
-                f"{GIVE_UP_SECONDS:.0f} s per request); is DynamoDB still running?"
-            ) from err
-        except DemoError as err:
-            raise CliError(f"the demo stopped: {err}") from err
+        except Exception as err:
+            code = err.code if isinstance(err, EndpointUnreachable) else unreachable_code(err)
+            if code is not None:
+                raise CliError(
+                    f"lost {context.where} during the demo ({code}): gave up once the retries had run out (at most "
+                    f"{GIVE_UP_SECONDS:.0f} s per request); is DynamoDB still running?"
+                ) from err
+            if isinstance(err, DemoError):
+                raise CliError(f"the demo stopped: {err}") from err
+            raise
     if context.as_json:
         print_json(report.to_json())
     else:
