@@ -222,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import demo, jobs, local, tables  # imported here: --help stays fast
 
     create = commands.add_parser(
-        "create-tables", parents=common, help="create the four tables (on-demand, TTL on) unless they exist"
+        "create-tables",
+        parents=common,
+        help="create the four tables (on-demand; TTL on expire_time but for the endpoint table) unless they exist",
     )
     _json_option(create)
     create.set_defaults(handler=tables.create_tables_command)
