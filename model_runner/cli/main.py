@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = [_global_options(suppress=True)]
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
-    from . import demo, jobs, local, tables  # imported here: --help stays fast
+    from . import demo, jobs, local, serve, tables  # imported here: --help stays fast
 
     create = commands.add_parser(
         "create-tables",
@@ -341,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(demo_parser)
     demo_parser.set_defaults(handler=demo.demo_command)
 
+    serve.add_parser(commands, common)
     infra.add_parsers(commands, parents=common)
     return parser
 
