@@ -53,6 +53,8 @@ def port_in_use(port: int) -> bool:
     :return: bool = True when the port cannot be bound
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as a server binds: connections of a server just stopped (TIME_WAIT) do not make the port busy
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("0.0.0.0", port))
         except OSError:
