@@ -125,3 +125,36 @@ def test_pairs_and_bounds() -> None:
     assert _fast_bounds({"properties": {"bounds_imcoords": [1, 2, 3, 4]}}) == (1.0, 2.0, 3.0, 4.0)
     assert _fast_bounds({"properties": {"geom_imcoords": [[0, 0], [4, 0], [4, 3]]}}) == (0.0, 0.0, 4.0, 3.0)
     assert _fast_bounds({"properties": {}}) is None and _fast_bounds({}) is None
+
+
+def test_a_running_jobs_overview_is_not_read_back_to_back() -> None:
+    from model_runner.monitor.data import _Cached
+
+    quick = _Cached(at=100.0, ended=False, value={}, took=0.5)
+    slow = _Cached(at=100.0, ended=False, value={}, took=40.0)
+    final = _Cached(at=100.0, ended=True, value={}, took=40.0)
+
+    assert quick.fresh(ended=False, now=109.0) and not quick.fresh(ended=False, now=111.0)
+    assert slow.fresh(ended=False, now=450.0) and not slow.fresh(ended=False, now=501.0)
+    assert not slow.fresh(ended=True, now=101.0)  # the job ended since: read the final features
+    assert final.fresh(ended=True, now=10_000.0)
+
+
+def test_every_page_asset_is_shipped_in_the_package() -> None:
+    import configparser
+    import fnmatch
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    config = configparser.ConfigParser()
+    config.read(root / "setup.cfg")
+    patterns = [p.strip() for p in config["options.package_data"]["model_runner.monitor.static"].split(",")]
+    assets = [
+        p.name for p in (root / "model_runner" / "monitor" / "static").iterdir() if p.is_file() and p.suffix != ".py"
+    ]
+
+    assert assets and all(any(fnmatch.fnmatch(name, pattern) for pattern in patterns) for name in assets)
+    # and the server names only files that exist
+    from model_runner.monitor.server import STATIC_FILES
+
+    assert set(STATIC_FILES) <= set(assets) and {"jobs.html", "job.html", "message.html"} <= set(assets)
