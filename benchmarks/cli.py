@@ -59,6 +59,12 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--skip-operations", action="store_true", help="skip the per-operation benchmark")
     cli.add_argument("--skip-features", action="store_true", help="skip the feature path benchmark")
     cli.add_argument("--only", default="", help="comma-separated substrings of operation names to measure")
+    cli.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated feature-path variants to run (default all: ours, floor, classic, ours_stream, "
+        "ours_collection, ours_list); e.g. ours,ours_stream for the memory of a streamed 1M aggregation",
+    )
     return cli
 
 
@@ -82,6 +88,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "only": [part for part in args.only.split(",") if part],
         "skip_operations": bool(args.skip_operations),
         "skip_features": bool(args.skip_features),
+        "variants": [part.strip() for part in args.variants.split(",") if part.strip()],
     }
 
 
@@ -101,6 +108,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
     :param argv: Sequence[str] = the command line they came from, for the record
     :return: Dict[str, Any] = every figure (also written as JSON)
     """
+    from .binding import run_binding
     from .env import dynamodb_endpoint, machine_info, use_fake_credentials
     from .feature_path import FeaturePathConfig, run_feature_path
     from .operations import run_operations
@@ -140,8 +148,11 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
                 seed=config["seed"],
                 warmup=not config["quick"],
                 run_id=run_id,
+                variants=tuple(config["variants"]),
             )
             results["feature_path"] = run_feature_path(feature_config, log)
+    log("bound-model cache: memory of binding many table names")
+    results["binding"] = run_binding()
     if hasattr(os, "getloadavg"):
         results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["floor"] = floor_summary(results)

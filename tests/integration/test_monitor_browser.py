@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from model_runner.common.typing import RequestStatus
+from model_runner.common.typing import RequestStatus, TileState
 from model_runner.database import (
     FeatureTable,
     JobItem,
@@ -118,6 +118,10 @@ def test_the_job_page_refreshes_itself_while_the_demo_runs(
             same_document = page.evaluate("window.__sameDocument === true")
             live = page.text_content("#live")
             note = page.text_content("#feature-note")
+            page.focus("svg#regions rect.region >> nth=5")  # regions are reachable with the keyboard too
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#region-facts:not([hidden])")
+            selected = page.text_content('#region-facts dd[data-fact="id"]')
     finally:
         worker.join(timeout=300)
     assert "error" not in result, result.get("error")
@@ -128,6 +132,7 @@ def test_the_job_page_refreshes_itself_while_the_demo_runs(
     assert len(region_states) == 16 and "started" not in region_states
     assert region_states.count("failed") == report.regions_failed
     assert live == "job ended: not refreshing"
+    assert selected is not None and selected.endswith("-job-demo-live")
     assert note is not None and note.startswith(f"{report.features_aggregated:,} features")
 
 
@@ -144,6 +149,8 @@ def test_values_from_the_tables_render_as_text(page: Any, ddb_tables: TableNames
         RegionRequestItem(image_id=image_id, region_id=region_id, region_bounds=[[0, 0], [1024, 1024]])
     )
     regions.update_region_request(RegionRequestItem(image_id=image_id, region_id=region_id, message=message))
+    regions.add_tile(image_id, region_id, [[0, 0], [512, 512]], TileState.SUCCEEDED)
+    regions.add_tile(image_id, region_id, [[512, 0], [512, 512]], TileState.FAILED)
     regions.complete_region_request(started, RequestStatus.FAILED)
 
     with serving(monitor_data(ddb_tables, endpoint)) as server:
@@ -158,6 +165,12 @@ def test_values_from_the_tables_render_as_text(page: Any, ddb_tables: TableNames
         page.wait_for_selector("#region-facts:not([hidden])")
         shown_message = page.text_content('#region-facts dd[data-fact="message"]')
         shown_id = page.text_content('#region-facts dd[data-fact="id"]')
+        tiles_visible = page.is_visible("svg#tiles")
+        tile_marks = page.evaluate(
+            "['rect.succeeded', 'rect.failed', 'line.cross']"
+            ".map(s => document.querySelectorAll('svg#tiles ' + s).length)"
+        )
+        failed_listed = page.text_content("#failed-tiles")
         injected = page.evaluate(
             "[document.querySelectorAll('#injected-img, #injected-b, svg[onload]').length, window.__xss]"
         )
@@ -166,6 +179,7 @@ def test_values_from_the_tables_render_as_text(page: Any, ddb_tables: TableNames
     assert title == image_id
     assert shown_message == message and shown_id == region_id
     assert injected == [0, None]
+    assert tiles_visible and tile_marks == [1, 1, 2] and failed_listed == "x 0, y 512, 512 x 512"
 
 
 def test_an_unknown_job_is_a_404_page(page: Any, ddb_tables: TableNames, dynamodb_local_endpoint: str) -> None:
