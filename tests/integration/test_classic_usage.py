@@ -50,6 +50,9 @@ class Backend:
 @pytest.fixture(params=["dynamodb-local", "moto"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
     """The four tables, on DynamoDB Local or on moto; the endpoint is in the environment as on a classic worker."""
+    # the session's environment first: what this fixture changes is then restored to it, not to an older state
+    endpoint = request.getfixturevalue("dynamodb_local_endpoint") if request.param == "dynamodb-local" else None
+    request.getfixturevalue("aws_test_env")
     names = TableNames.resolve(prefix=f"c{uuid.uuid4().hex[:10]}-")
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -66,7 +69,7 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
             create_tables(names)
             yield Backend(names, None)
         return
-    endpoint = request.getfixturevalue("dynamodb_local_endpoint")
+    assert endpoint is not None
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
     create_tables(names, host=endpoint)
     yield Backend(names, endpoint)
