@@ -326,3 +326,11 @@ def test_a_value_the_attribute_refuses_is_refused_before_the_request(backend: Ba
     job = jobs.get_image_request("image-v")  # still readable: nothing was written
     assert (job.region_count, job.region_success, job.region_error, job.image_url) == (2, 0, 0, None)
     assert jobs.complete_region_request("image-v", error=False).region_success == 1
+
+
+def test_the_helpers_table_is_a_boto3_table_as_in_the_classic(custom_table: str) -> None:
+    helper = DDBHelper(custom_table)
+    helper.table.put_item(Item={"group": "t", "name": "raw", "count": 3})
+    raw = helper.table.get_item(Key={"group": "t", "name": "raw"})["Item"]
+    assert DDBHelper.convert_decimal(raw) == {"group": "t", "name": "raw", "count": 3}
+    assert helper.get_ddb_item(CustomItem("t", "raw"))["count"] == 3
