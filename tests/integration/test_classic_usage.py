@@ -334,3 +334,19 @@ def test_the_helpers_table_is_a_boto3_table_as_in_the_classic(custom_table: str)
     raw = helper.table.get_item(Key={"group": "t", "name": "raw"})["Item"]
     assert DDBHelper.convert_decimal(raw) == {"group": "t", "name": "raw", "count": 3}
     assert helper.get_ddb_item(CustomItem("t", "raw"))["count"] == 3
+
+
+def test_the_other_calls_that_let_client_error_through_still_do(backend: Backend) -> None:
+    from model_runner.database import FeatureTable
+
+    suffix = uuid.uuid4().hex[:8]
+    jobs = JobTable(f"missing-jobs-{suffix}")
+    features = FeatureTable(f"missing-features-{suffix}", (512, 512), (32, 32))
+    for call in (
+        lambda: jobs.update_image_request(JobItem("x", region_count=1)),
+        lambda: features.get_features("x"),
+        lambda: EndpointStatisticsTable(f"missing-ep-{suffix}").current_in_progress_regions("e"),
+    ):
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
