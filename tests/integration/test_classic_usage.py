@@ -26,6 +26,7 @@ from model_runner.database import (
     DDBKey,
     DDBUpdateException,
     EndpointStatisticsTable,
+    FeatureItem,
     JobItem,
     JobTable,
     RegionRequestItem,
@@ -98,6 +99,14 @@ def test_items_take_positional_arguments_in_the_classic_field_order() -> None:
     )
     endpoint = EndpointStatisticsItem("endpoint-1", 3, 8)
     assert (endpoint.endpoint, endpoint.regions_in_progress, endpoint.max_regions) == ("endpoint-1", 3, 8)
+    feature = FeatureItem("image-1-7", "range", "image-1-region-0:0:0:0", ['{"type": "Feature"}'], 1700000000)
+    assert (feature.hash_key, feature.range_key, feature.tile_id, feature.features, feature.expire_time) == (
+        "image-1-7",
+        "range",
+        "image-1-region-0:0:0:0",
+        ['{"type": "Feature"}'],
+        1700000000,
+    )
 
 
 @pytest.mark.parametrize(
