@@ -5,7 +5,7 @@ environment of the deployment, read when the repository is created. :func:`bind_
 whose ``Meta`` (a subclass of the parent's ``Meta``) carries the table, endpoint and region. Bound classes are cached
 per (model, table name, client settings), so binding the same table twice gives the same class and the same
 connection. One botocore client is shared by all tables with the same endpoint, region, credentials, pool and
-timeouts (a client costs ~10 MB; a bound class ~0.1 MB); it is built under a lock before any class using it is handed
+timeouts (a client costs ~10 MB; a bound class ~10 KB); it is built under a lock before any class using it is handed
 out, so threads that share it never race to build their own. Both caches are bounded (least recently used dropped).
 """
 
@@ -117,7 +117,7 @@ CREDENTIAL_VARIABLES = (
 #: Botocore clients kept for later bindings (least recently used dropped first). A client costs ~10 MB.
 MAX_CLIENTS = 8
 
-#: Bound model classes kept for later bindings (least recently used dropped first). A class costs ~0.1 MB: its
+#: Bound model classes kept for later bindings (least recently used dropped first). A class costs ~10 KB: its
 #: client is shared. A dropped class keeps working for whoever holds it; binding its table again makes a new one.
 MAX_BOUND_MODELS = 256
 
