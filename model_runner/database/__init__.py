@@ -20,6 +20,7 @@ from .exceptions import (
     GetImageRequestItemException,
     GetRegionRequestItemException,
     IsImageCompleteException,
+    RequestedJobsException,
     StartImageException,
     StartRegionException,
     TableSetupException,
@@ -29,6 +30,7 @@ from .exceptions import (
 from .feature_table import FeatureItem, FeatureTable
 from .job_table import JobItem, JobTable
 from .region_request_table import RegionRequestItem, RegionRequestTable
+from .requested_jobs_table import ImageRequestStatusRecord, RequestedJobItem, RequestedJobsTable
 from .retry import RetryPolicy
 from .tables import TableNames, create_tables, delete_tables
 
@@ -52,11 +54,15 @@ __all__ = [
     "GetFeaturesException",
     "GetImageRequestItemException",
     "GetRegionRequestItemException",
+    "ImageRequestStatusRecord",
     "IsImageCompleteException",
     "JobItem",
     "JobTable",
     "RegionRequestItem",
     "RegionRequestTable",
+    "RequestedJobItem",
+    "RequestedJobsException",
+    "RequestedJobsTable",
     "RetryPolicy",
     "StartImageException",
     "StartRegionException",

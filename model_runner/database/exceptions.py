@@ -110,6 +110,10 @@ class UpdateImageException(DDBUpdateException):
     """Updating an image job failed."""
 
 
+class RequestedJobsException(DatabaseError):
+    """An operation of the requested-jobs table failed (``code`` says why, e.g. ConditionalCheckFailedException)."""
+
+
 class EndpointStatisticsException(DatabaseError):
     """Reading or changing the statistics of an endpoint failed."""
 
