@@ -30,7 +30,7 @@ from .exceptions import (
 from .feature_table import FeatureItem, FeatureTable
 from .job_table import JobItem, JobTable
 from .region_request_table import RegionRequestItem, RegionRequestTable
-from .requested_jobs_table import ImageRequestStatusRecord, RequestedJobItem, RequestedJobsTable
+from .requested_jobs_table import ImageRequestStatusRecord, RequestedJobsItem, RequestedJobsTable
 from .retry import RetryPolicy
 from .tables import TableNames, create_tables, delete_tables
 
@@ -60,7 +60,7 @@ __all__ = [
     "JobTable",
     "RegionRequestItem",
     "RegionRequestTable",
-    "RequestedJobItem",
+    "RequestedJobsItem",
     "RequestedJobsException",
     "RequestedJobsTable",
     "RetryPolicy",

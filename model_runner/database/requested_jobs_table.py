@@ -199,8 +199,8 @@ class ImageRequestStatusRecord:
         )
 
 
-class RequestedJobItem(DDBItem):
-    """RequestedJobItem is the stored form of an :class:`ImageRequestStatusRecord` (one item per job and endpoint).
+class RequestedJobsItem(DDBItem):
+    """RequestedJobsItem is the stored form of an :class:`ImageRequestStatusRecord` (one item per job and endpoint).
 
     The data schema is defined as follows:
     endpoint_id: str = the model endpoint, the request's model_name (hash key)
@@ -243,7 +243,7 @@ class RequestedJobsTable(DDBHelper):
         (``expire_days`` is checked but unused: records are deleted when the job is done)
     """
 
-    item_class: ClassVar[type[DDBItem]] = RequestedJobItem
+    item_class: ClassVar[type[DDBItem]] = RequestedJobsItem
     table_env_var: ClassVar[str] = "OUTSTANDING_IMAGE_REQUEST_TABLE"
     writes_expiry: ClassVar[bool] = False
 
@@ -256,14 +256,14 @@ class RequestedJobsTable(DDBHelper):
     def _key(request: ImageRequest) -> dict[str, str]:
         return {"endpoint_id": request.model_name, "job_id": request.job_id}
 
-    def _item(self, endpoint_id: str, job_id: str) -> RequestedJobItem:
-        return cast(RequestedJobItem, self.model(endpoint_id, job_id))
+    def _item(self, endpoint_id: str, job_id: str) -> RequestedJobsItem:
+        return cast(RequestedJobsItem, self.model(endpoint_id, job_id))
 
     @staticmethod
-    def to_record(item: RequestedJobItem) -> ImageRequestStatusRecord:
+    def to_record(item: RequestedJobsItem) -> ImageRequestStatusRecord:
         """Return the record of a stored item.
 
-        :param item: RequestedJobItem = the item
+        :param item: RequestedJobsItem = the item
         :return: ImageRequestStatusRecord = the record
         """
         return ImageRequestStatusRecord(
@@ -277,15 +277,15 @@ class RequestedJobsTable(DDBHelper):
             region_count=None if item.region_count is None else int(item.region_count),
         )
 
-    def _read(self, endpoint_id: str, job_id: str, action: str) -> RequestedJobItem | None:
-        return cast("RequestedJobItem | None", self._read_item(RequestedJobsException, action, endpoint_id, job_id))
+    def _read(self, endpoint_id: str, job_id: str, action: str) -> RequestedJobsItem | None:
+        return cast("RequestedJobsItem | None", self._read_item(RequestedJobsException, action, endpoint_id, job_id))
 
     def _update(
-        self, item: RequestedJobItem, actions: list[Action], condition: Condition, action: str
+        self, item: RequestedJobsItem, actions: list[Action], condition: Condition, action: str
     ) -> tuple[DatabaseError | None, bool]:
         """Run one conditional UpdateItem (retried), and tell whether an earlier attempt may have been applied.
 
-        :param item: RequestedJobItem = the bound item (holds the stored item afterwards)
+        :param item: RequestedJobsItem = the bound item (holds the stored item afterwards)
         :param actions: List[Action] = the update actions
         :param condition: Condition = the condition
         :param action: str = what the update does, for messages
@@ -341,7 +341,7 @@ class RequestedJobsTable(DDBHelper):
             raise self.error(RequestedJobsException, "add new request (bad input)", key, err) from err
         try:
             self._run(
-                lambda: item.save(condition=RequestedJobItem.endpoint_id.does_not_exist()),
+                lambda: item.save(condition=RequestedJobsItem.endpoint_id.does_not_exist()),
                 RequestedJobsException,
                 "add new request",
                 key,
@@ -367,11 +367,11 @@ class RequestedJobsTable(DDBHelper):
         key = self._key(image_request)
         item = self._item(key["endpoint_id"], key["job_id"])
         try:
-            action = RequestedJobItem.region_count.set(region_count)
+            action = RequestedJobsItem.region_count.set(region_count)
         except (TypeError, ValueError) as err:
             raise self.error(RequestedJobsException, "update request details (bad input)", key, err) from err
         failed, _ = self._update(
-            item, [action], RequestedJobItem.endpoint_id.exists(), "update request details (no such record)"
+            item, [action], RequestedJobsItem.endpoint_id.exists(), "update request details (no such record)"
         )
         if failed is not None:
             raise failed
@@ -392,7 +392,7 @@ class RequestedJobsTable(DDBHelper):
                 items = self.model.scan(consistent_read=True)
             else:
                 items = self.model.query(endpoint_id, consistent_read=True)
-            return [self.to_record(cast(RequestedJobItem, item)) for item in items]
+            return [self.to_record(cast(RequestedJobsItem, item)) for item in items]
 
         return self._run(read, RequestedJobsException, "get outstanding requests", where)
 
@@ -413,11 +413,11 @@ class RequestedJobsTable(DDBHelper):
         token = _token()
         item = self._item(record.endpoint_id, record.job_id)
         actions: list[Action] = [
-            RequestedJobItem.last_attempt.set(int(time.time())),
-            RequestedJobItem.num_attempts.add(1),
-            RequestedJobItem.attempt_token.set(token),
+            RequestedJobsItem.last_attempt.set(int(time.time())),
+            RequestedJobsItem.num_attempts.add(1),
+            RequestedJobsItem.attempt_token.set(token),
         ]
-        condition = RequestedJobItem.num_attempts == record.num_attempts
+        condition = RequestedJobsItem.num_attempts == record.num_attempts
         failed, maybe_applied = self._update(item, actions, condition, "start next attempt")
         if failed is None:
             return True
@@ -460,11 +460,11 @@ class RequestedJobsTable(DDBHelper):
             entry = region_key(region_id)
         except TypeError as err:
             raise self.error(RequestedJobsException, "complete region (bad input)", key, err) from err
-        regions = RequestedJobItem.regions_complete
+        regions = RequestedJobsItem.regions_complete
         actions: list[Action] = [
             regions.set((regions | []).append([entry])),
         ]
-        condition = RequestedJobItem.endpoint_id.exists() & ~regions.contains(entry)
+        condition = RequestedJobsItem.endpoint_id.exists() & ~regions.contains(entry)
         item = self._item(key["endpoint_id"], key["job_id"])
         failed, maybe_applied = self._update(item, actions, condition, "complete region")
         if failed is None:

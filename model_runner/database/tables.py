@@ -19,7 +19,7 @@ from .exceptions import TableSetupException, describe, error_code
 from .feature_table import FeatureItem
 from .job_table import JobItem
 from .region_request_table import RegionRequestItem
-from .requested_jobs_table import RequestedJobItem
+from .requested_jobs_table import RequestedJobsItem
 from .retry import call_with_retry
 
 #: The tables: a short role name, the model, the environment variable of its name, and the default name.
@@ -28,7 +28,7 @@ TABLE_MODELS: dict[str, tuple[type[DDBItem], str, str]] = {
     "region": (RegionRequestItem, "REGION_REQUEST_TABLE", "RegionProcessingJobStatus"),
     "endpoint": (EndpointStatisticsItem, "ENDPOINT_TABLE", "EndpointStatisticsTable"),
     "feature": (FeatureItem, "FEATURE_TABLE", "ImageProcessingFeatures"),
-    "requested": (RequestedJobItem, "OUTSTANDING_IMAGE_REQUEST_TABLE", "OutstandingImageRequests"),
+    "requested": (RequestedJobsItem, "OUTSTANDING_IMAGE_REQUEST_TABLE", "OutstandingImageRequests"),
 }
 
 

@@ -142,6 +142,7 @@ def test_options_reach_the_template() -> None:
         "RegionRequestTableName": "dev-RegionProcessingJobStatus",
         "EndpointStatisticsTableName": "dev-EndpointStatisticsTable",
         "FeatureTableName": "dev-ImageProcessingFeatures",
+        "RequestedJobsTableName": "dev-OutstandingImageRequests",
     }
 
 
