@@ -69,19 +69,57 @@ class DDBKey:
 
 
 class DDBItem(Model):
-    """Base model of the tables. Subclasses declare attributes and keys; the table name is bound at run time."""
+    """Base model of the tables. Subclasses declare attributes and keys; the table name is bound at run time.
+
+    Items are built as the classic dataclasses were: by keyword, or positionally in the classic field order that each
+    subclass declares in ``classic_fields`` (``RegionRequestItem(region_id, image_id, job_id, ...)``). An unknown
+    keyword, a keyword also given positionally, or more positional arguments than fields raise TypeError: no argument
+    is ever dropped (PynamoDB's own constructor takes ``(hash_key, range_key, _user_instantiated)`` and would keep a
+    third positional argument as an internal flag).
+
+    ``ddb_key`` is readable and assignable on every item. A bare ``DDBItem()`` (or a subclass that declares no PynamoDB
+    attributes, such as a classic ``@dataclass`` item) works with :class:`DDBHelper` on any table: its key is the
+    ``ddb_key`` assigned to it, its other attributes are its public instance attributes.
+    """
+
+    #: The classic dataclass's field order: positional arguments are these attributes, in this order. Empty for a
+    #: model of the user's: then the positional arguments are its hash and range key, as in PynamoDB.
+    classic_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        user_instantiated = bool(kwargs.pop("_user_instantiated", True))
+        fields = cls.classic_fields or tuple(name for name in (cls._hash_keyname, cls._range_keyname) if name)
+        if len(args) > len(fields):
+            raise TypeError(
+                f"{cls.__name__}() takes {len(fields)} positional arguments ({', '.join(fields) or 'none'}) "
+                f"but {len(args)} were given"
+            )
+        for name, value in zip(fields, args, strict=False):
+            if name in kwargs:
+                raise TypeError(f"{cls.__name__}() got multiple values for argument '{name}'")
+            kwargs[name] = value
+        attributes = cls.get_attributes()
+        for name in kwargs:
+            if name not in attributes:
+                raise TypeError(f"{cls.__name__}() got an unexpected keyword argument '{name}'")
+        super().__init__(_user_instantiated=user_instantiated, **kwargs)
 
     @property
     def ddb_key(self) -> DDBKey:
         """The key of this item.
 
         :return: DDBKey = hash (and range) key names and values
+        :raises TypeError: when the item's class declares no key and none was assigned
         """
+        assigned: DDBKey | None = self.__dict__.get("_ddb_key")
         cls = type(self)
         hash_name = cls._hash_keyname
         range_name = cls._range_keyname
         if hash_name is None:
-            raise TypeError(f"{cls.__name__} declares no hash key")
+            if assigned is None:
+                raise TypeError(f"{cls.__name__} declares no hash key: assign item.ddb_key = DDBKey(...) first")
+            return assigned
         return DDBKey(
             hash_key=cls.get_attributes()[hash_name].attr_name,
             hash_value=getattr(self, hash_name),
@@ -89,11 +127,66 @@ class DDBItem(Model):
             range_value=getattr(self, range_name) if range_name else None,
         )
 
+    @ddb_key.setter
+    def ddb_key(self, key: DDBKey) -> None:
+        """Set the key of this item, as on the classic dataclass.
+
+        On a model with declared keys, the attributes the key names are set to its values; on an item without
+        declared keys (a bare DDBItem), the key itself is kept.
+
+        :param key: DDBKey = the key
+        :raises TypeError: when ``key`` is not a DDBKey, or names a key the model does not have
+        """
+        if not isinstance(key, DDBKey):
+            raise TypeError(f"ddb_key must be a DDBKey, got {type(key).__name__}: {key!r}")
+        cls = type(self)
+        if cls._hash_keyname is None:
+            self.__dict__["_ddb_key"] = key
+            return
+        by_stored = {attribute.attr_name: name for name, attribute in cls.get_attributes().items()}
+        pairs: list[tuple[str, Any]] = [(key.hash_key, key.hash_value)]
+        if key.range_key is not None:
+            pairs.append((key.range_key, key.range_value))
+        keys = {cls._hash_keyname, cls._range_keyname}
+        for stored_name, value in pairs:
+            name = by_stored.get(stored_name, stored_name)
+            if name not in keys:
+                known = sorted(name for name in keys if name)
+                raise TypeError(f"{cls.__name__} has no key named {stored_name!r}: its keys are {known}")
+            setattr(self, name, value)
+
+    @property
+    def is_modeled(self) -> bool:
+        """True when the item's class declares PynamoDB attributes; False for a bare or dataclass DDBItem.
+
+        :return: bool = whether the item is a PynamoDB model with a schema
+        """
+        return bool(type(self).get_attributes())
+
+    def classic_attributes(self) -> dict[str, Any]:
+        """Return the attributes of an item without declared schema: its key and its public instance attributes.
+
+        :return: Dict[str, Any] = attribute name to value, None values left out
+        """
+        values = {
+            name: value
+            for name, value in vars(self).items()
+            if not name.startswith("_") and name != "attribute_values" and value is not None
+        }
+        key = self.__dict__.get("_ddb_key")
+        if key is not None:
+            values.setdefault(key.hash_key, key.hash_value)
+            if key.range_key is not None and key.range_value is not None:
+                values.setdefault(key.range_key, key.range_value)
+        return values
+
     def to_put(self) -> dict[str, Any]:
         """Return the attributes that are set, by Python name, with native numbers.
 
         :return: Dict[str, Any] = attribute name to value, None values left out
         """
+        if not self.is_modeled:
+            return self.classic_attributes()
         return {name: to_native(value) for name, value in self.attribute_values.items() if value is not None}
 
     def to_update(self) -> dict[str, Any]:
@@ -101,6 +194,9 @@ class DDBItem(Model):
 
         :return: Dict[str, Any] = attribute name to value, keys and None values left out
         """
+        if not self.is_modeled:
+            key = self.ddb_key
+            return {k: v for k, v in self.to_put().items() if k not in (key.hash_key, key.range_key)}
         keys = {type(self)._hash_keyname, type(self)._range_keyname}
         return {name: value for name, value in self.to_put().items() if name not in keys}
 
@@ -110,6 +206,9 @@ class DDBItem(Model):
         :return: Tuple[Any, Optional[Any]] = (hash value, range value or None)
         """
         cls = type(self)
+        if cls._hash_keyname is None:
+            key = self.ddb_key
+            return key.hash_value, key.range_value
         range_name = cls._range_keyname
         return getattr(self, str(cls._hash_keyname)), (getattr(self, range_name) if range_name else None)
 

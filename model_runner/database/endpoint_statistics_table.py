@@ -24,6 +24,8 @@ class EndpointStatisticsItem(DDBItem):
     class Meta:
         billing_mode = "PAY_PER_REQUEST"
 
+    classic_fields: ClassVar[tuple[str, ...]] = ("endpoint", "regions_in_progress", "max_regions")
+
     endpoint = UnicodeAttribute(hash_key=True)
     max_regions = IntegerAttribute(null=True)
     regions_in_progress = IntegerAttribute(null=True)

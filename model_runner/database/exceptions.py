@@ -3,12 +3,19 @@
 Every failure of a repository operation raises one of these, chained from its cause (``raise ... from err``). Each
 carries the table name, the key and, when DynamoDB answered, its error code, so callers and the command line can tell
 a missing table from a missing item or a throttled request without parsing messages.
+
+Where the classic helper let botocore's ``ClientError`` through (DDBHelper's get, put, update, delete, query and
+batch write, and EndpointStatisticsTable's upsert, increment and decrement), the exception raised here is also a
+``ClientError`` (:class:`ClientCompatibleError`): ``except ClientError as err`` around such a call still catches it,
+with ``err.response["Error"]["Code"]`` as DynamoDB sent it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 #: DynamoDB's error code of a condition that did not hold.
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -31,10 +38,18 @@ class DatabaseError(Exception):
         key: Mapping[str, Any] | None = None,
         code: str | None = None,
     ) -> None:
-        super().__init__(message)
+        Exception.__init__(self, message)
         self.table_name = table_name
         self.key = dict(key) if key is not None else None
         self.code = code
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> Any:
+        # BaseException's protocol (class, args, state), also for the ClientError subclasses, whose own __reduce__
+        # would rebuild a plain ClientError.
+        return type(self), self.args, self.__dict__
 
     @property
     def table_missing(self) -> bool:
@@ -42,19 +57,67 @@ class DatabaseError(Exception):
         return self.code == "ResourceNotFoundException"
 
 
+def _cause_client_error(err: BaseException) -> ClientError | None:
+    """Return the botocore ClientError behind an exception (through ``cause`` and ``__cause__``), if any.
+
+    :param err: BaseException = the exception
+    :return: Optional[ClientError] = the first ClientError found that is not one of ours
+    """
+    current: BaseException | None = err
+    for _ in range(6):
+        if current is None:
+            return None
+        if isinstance(current, ClientError) and not isinstance(current, DatabaseError):
+            return current
+        current = getattr(current, "cause", None) or current.__cause__
+    return None
+
+
+class ClientCompatibleError(DatabaseError, ClientError):
+    """A typed exception that is also a botocore ``ClientError``, for the calls that let ClientError through.
+
+    ``response`` and ``operation_name`` are those of the DynamoDB error behind it (the exception it was raised from);
+    when DynamoDB gave none (a connection failure, a check made before any request), ``response`` is built as botocore
+    builds it, with ``code`` (or the exception's class name) as ``response["Error"]["Code"]``.
+    """
+
+    @property
+    def response(self) -> dict[str, Any]:
+        """The error response, as botocore's ClientError carries it.
+
+        :return: Dict[str, Any] = ``{"Error": {"Code": ..., "Message": ...}, "ResponseMetadata": {...}}``
+        """
+        cause = _cause_client_error(self)
+        if cause is not None:
+            return dict(cause.response)
+        return {
+            "Error": {"Code": self.code or type(self).__name__, "Message": str(self)},
+            "ResponseMetadata": {},
+        }
+
+    @property
+    def operation_name(self) -> str:
+        """The DynamoDB operation that failed, as botocore's ClientError names it (``UpdateItem`` ...).
+
+        :return: str = the operation name; the exception's class name when no request failed
+        """
+        cause = _cause_client_error(self)
+        return str(cause.operation_name) if cause is not None else type(self).__name__
+
+
 class ConfigurationError(DatabaseError, ValueError):
     """A table name, region or endpoint is missing or invalid."""
 
 
-class DDBException(DatabaseError):
+class DDBException(ClientCompatibleError):
     """A generic DDBHelper operation (get, put, delete, query) failed."""
 
 
-class DDBUpdateException(DatabaseError):
+class DDBUpdateException(ClientCompatibleError):
     """An update failed, including an update of an item that does not exist."""
 
 
-class DDBBatchWriteException(DatabaseError):
+class DDBBatchWriteException(ClientCompatibleError):
     """Some items of a batch write could not be written; ``unprocessed`` says how many."""
 
     def __init__(self, message: str, *, unprocessed: int = 0, **kwargs: Any) -> None:
@@ -110,11 +173,12 @@ class UpdateImageException(DDBUpdateException):
     """Updating an image job failed."""
 
 
-class RequestedJobsException(DatabaseError):
-    """An operation of the requested-jobs table failed (``code`` says why, e.g. ConditionalCheckFailedException)."""
+class RequestedJobsException(ClientCompatibleError):
+    """An operation of the requested-jobs table failed; like botocore's ClientError, which upstream lets through,
+    it carries DynamoDB's code in ``err.response["Error"]["Code"]`` (and ``err.code``)."""
 
 
-class EndpointStatisticsException(DatabaseError):
+class EndpointStatisticsException(ClientCompatibleError):
     """Reading or changing the statistics of an endpoint failed."""
 
 
@@ -128,7 +192,9 @@ def error_code(err: BaseException) -> str | None:
     seen = 0
     current: BaseException | None = err
     while current is not None and seen < 5:
-        response = getattr(current, "response", None)
+        if isinstance(current, DatabaseError) and current.code:
+            return current.code
+        response = None if isinstance(current, DatabaseError) else getattr(current, "response", None)
         if isinstance(response, dict):
             code = response.get("Error", {}).get("Code")
             if code:
@@ -155,7 +221,7 @@ def describe(err: BaseException) -> str:
     for _ in range(5):
         if current is None:
             break
-        response = getattr(current, "response", None)
+        response = None if isinstance(current, DatabaseError) else getattr(current, "response", None)
         if isinstance(response, dict) and response.get("Error"):
             error = response["Error"]
             return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".strip()

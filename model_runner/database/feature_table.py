@@ -114,6 +114,7 @@ class FeatureItem(DDBItem):
     class Meta:
         billing_mode = "PAY_PER_REQUEST"
 
+    classic_fields: ClassVar[tuple[str, ...]] = ("hash_key", "range_key", "tile_id", "features", "expire_time")
     hash_key = UnicodeAttribute(hash_key=True)
     range_key = UnicodeAttribute(range_key=True)
     expire_time = EpochSecondsTTLAttribute(null=True)

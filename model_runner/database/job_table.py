@@ -63,6 +63,31 @@ class JobItem(DDBItem):
     class Meta:
         billing_mode = "PAY_PER_REQUEST"
 
+    classic_fields: ClassVar[tuple[str, ...]] = (
+        "image_id",
+        "job_id",
+        "image_url",
+        "image_read_role",
+        "model_invoke_mode",
+        "start_time",
+        "expire_time",
+        "end_time",
+        "region_success",
+        "region_error",
+        "region_count",
+        "width",
+        "height",
+        "extents",
+        "tile_size",
+        "tile_overlap",
+        "model_name",
+        "outputs",
+        "processing_duration",
+        "feature_properties",
+        "feature_distillation_option",
+        "roi_wkt",
+    )
+
     image_id = UnicodeAttribute(hash_key=True)
     job_id = UnicodeAttribute(null=True)
     image_url = UnicodeAttribute(null=True)

@@ -14,6 +14,7 @@ from model_runner.common.typing import ImageRegion, RequestStatus, TileState
 from .attributes import EpochSecondsTTLAttribute, IntegerAttribute, NativeListAttribute, UnicodeAttribute
 from .ddb_helper import DDBHelper, DDBItem, now_millis
 from .exceptions import (
+    CompleteRegionException,
     DatabaseError,
     GetRegionRequestItemException,
     StartRegionException,
@@ -54,6 +55,31 @@ class RegionRequestItem(DDBItem):
 
     class Meta:
         billing_mode = "PAY_PER_REQUEST"
+
+    classic_fields: ClassVar[tuple[str, ...]] = (
+        "region_id",
+        "image_id",
+        "job_id",
+        "start_time",
+        "last_updated_time",
+        "end_time",
+        "expire_time",
+        "image_read_role",
+        "processing_duration",
+        "message",
+        "region_status",
+        "total_tiles",
+        "failed_tiles",
+        "failed_tile_count",
+        "succeeded_tiles",
+        "succeeded_tile_count",
+        "region_bounds",
+        "region_retry_count",
+        "tile_compression",
+        "tile_format",
+        "tile_overlap",
+        "tile_size",
+    )
 
     image_id = UnicodeAttribute(hash_key=True)
     region_id = UnicodeAttribute(range_key=True)
@@ -215,7 +241,7 @@ class RegionRequestTable(DDBHelper):
         :param region_id: str = the region id
         :return: RegionRequestItem = the bound item
         """
-        return cast(RegionRequestItem, self.model(image_id, region_id))
+        return cast(RegionRequestItem, self.model(image_id=image_id, region_id=region_id))
 
     def _read(
         self, image_id: str, region_id: str, exc_class: type[DatabaseError], action: str
@@ -304,7 +330,7 @@ class RegionRequestTable(DDBHelper):
             SUCCESS, ...), or its value
 
         :return: RegionRequestItem = the region as stored after the update
-        :raises UpdateRegionException: when the status is not a RequestStatus, the region does not exist or the
+        :raises CompleteRegionException: when the status is not a RequestStatus, the region does not exist or the
             request fails
         """
         image_id, region_id = region_request_item.image_id, region_request_item.region_id
@@ -312,12 +338,12 @@ class RegionRequestTable(DDBHelper):
         try:
             status = request_status(region_status)
         except ValueError as err:
-            raise self.error(UpdateRegionException, "complete region request (bad status)", key, err) from err
+            raise self.error(CompleteRegionException, "complete region request (bad status)", key, err) from err
         start_time = region_request_item.start_time
         if start_time is None:
-            stored = self._read(image_id, region_id, UpdateRegionException, "complete region request (read start)")
+            stored = self._read(image_id, region_id, CompleteRegionException, "complete region request (read start)")
             if stored is None:
-                raise self.error(UpdateRegionException, "complete region request (region does not exist)", key, None)
+                raise self.error(CompleteRegionException, "complete region request (region does not exist)", key, None)
             start_time = stored.start_time
         now = now_millis()
         actions: list[Action] = [
@@ -329,11 +355,11 @@ class RegionRequestTable(DDBHelper):
             actions.append(RegionRequestItem.processing_duration.set(now - int(start_time)))
         region = self._new_region(image_id, region_id)
         failed = self._conditional_update(
-            region, actions, RegionRequestItem.image_id.exists(), UpdateRegionException, "complete region request"
+            region, actions, RegionRequestItem.image_id.exists(), CompleteRegionException, "complete region request"
         )
         if failed is not None:
             raise self.error(
-                UpdateRegionException, "complete region request (region does not exist)", key, failed
+                CompleteRegionException, "complete region request (region does not exist)", key, failed
             ) from failed
         return region
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from model_runner.api import RegionRequest
 from model_runner.common.typing import RequestStatus, TileState
 from model_runner.database import (
+    CompleteRegionException,
     GetRegionRequestItemException,
     RegionRequestItem,
     RegionRequestTable,
@@ -481,7 +482,7 @@ def test_complete_of_a_missing_region_raises_and_creates_nothing(
     region_request_table: RegionRequestTable, with_start_time: bool
 ) -> None:
     item = new_region("missing", start_time=millis() if with_start_time else None)
-    with pytest.raises(UpdateRegionException) as caught:
+    with pytest.raises(CompleteRegionException) as caught:
         region_request_table.complete_region_request(item, RequestStatus.SUCCESS)
     assert "missing" in str(caught.value)
     assert item_count(region_request_table) == 0
@@ -494,7 +495,7 @@ def test_complete_with_a_bad_status_raises_and_changes_nothing(
     started = region_request_table.start_region_request(new_region("r1"))
     before = stored(region_request_table, "r1")
 
-    with pytest.raises(UpdateRegionException):
+    with pytest.raises(CompleteRegionException):
         region_request_table.complete_region_request(started, status)
 
     assert stored(region_request_table, "r1") == before

@@ -1,0 +1,193 @@
+"""The package used exactly as code written for the classic ``aws.osml.model_runner.database`` uses it.
+
+Plain table names (the endpoint comes from the environment, as on a worker), positional items in the classic field
+order, ``except ClientError`` around the calls that let botocore's error through, bare DDBItems with assigned keys,
+and ``get_update_params`` fed to a raw boto3 ``update_item``. Every test runs on DynamoDB Local and on moto.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from model_runner.common.typing import RequestStatus
+from model_runner.database import (
+    CompleteRegionException,
+    DDBException,
+    DDBHelper,
+    DDBItem,
+    DDBKey,
+    DDBUpdateException,
+    EndpointStatisticsTable,
+    JobItem,
+    JobTable,
+    RegionRequestItem,
+    RegionRequestTable,
+    TableNames,
+    create_tables,
+)
+from model_runner.database.endpoint_statistics_table import EndpointStatisticsItem
+
+
+@dataclass
+class Backend:
+    """Where the tables of a test live: names, endpoint (None for moto) and a raw boto3 client."""
+
+    names: TableNames
+    endpoint: str | None
+
+    def client(self) -> Any:
+        return boto3.client("dynamodb", endpoint_url=self.endpoint, region_name="us-east-1")
+
+
+@pytest.fixture(params=["dynamodb-local", "moto"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    """The four tables, on DynamoDB Local or on moto; the endpoint is in the environment as on a classic worker."""
+    names = TableNames.resolve(prefix=f"c{uuid.uuid4().hex[:10]}-")
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    if request.param == "moto":
+        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+        monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+        with mock_aws():
+            create_tables(names)
+            yield Backend(names, None)
+        return
+    endpoint = request.getfixturevalue("dynamodb_local_endpoint")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+    create_tables(names, host=endpoint)
+    yield Backend(names, endpoint)
+    for table in names.as_dict().values():
+        boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1").delete_table(TableName=table)
+
+
+# -- positional items ----------------------------------------------------------------------------------------------
+
+
+def test_items_take_positional_arguments_in_the_classic_field_order() -> None:
+    region = RegionRequestItem("region-1", "image-1", "job-1", 1000)
+    assert (region.region_id, region.image_id, region.job_id, region.start_time) == (
+        "region-1",
+        "image-1",
+        "job-1",
+        1000,
+    )
+    job = JobItem("image-1", "job-1", "s3://bucket/image.tif", "arn:role", "SM_ENDPOINT")
+    assert (job.image_id, job.job_id, job.image_url, job.image_read_role, job.model_invoke_mode) == (
+        "image-1",
+        "job-1",
+        "s3://bucket/image.tif",
+        "arn:role",
+        "SM_ENDPOINT",
+    )
+    endpoint = EndpointStatisticsItem("endpoint-1", 3, 8)
+    assert (endpoint.endpoint, endpoint.regions_in_progress, endpoint.max_regions) == ("endpoint-1", 3, 8)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: RegionRequestItem("r", "i", job_id="j", unknown="x"),
+        lambda: JobItem(*(["x"] * 23)),
+        lambda: EndpointStatisticsItem("e", 1, 2, 3),
+        lambda: RegionRequestItem("r", "i", region_id="again"),
+        lambda: JobItem(hash_key="x"),
+    ],
+    ids=["unknown keyword", "too many for JobItem", "too many for EndpointStatisticsItem", "twice", "pynamodb keyword"],
+)
+def test_unknown_keywords_and_extra_positional_arguments_raise_type_error(build: Any) -> None:
+    with pytest.raises(TypeError):
+        build()
+
+
+def test_a_positional_region_is_stored_under_its_own_keys(backend: Backend) -> None:
+    regions = RegionRequestTable(backend.names.region)
+    regions.start_region_request(RegionRequestItem("region-7", "image-7", "job-7"))
+    stored = regions.get_region_request("region-7", "image-7")
+    assert stored is not None
+    assert (stored.region_id, stored.image_id, stored.job_id) == ("region-7", "image-7", "job-7")
+
+
+# -- except ClientError ----------------------------------------------------------------------------------------------
+
+
+def test_except_client_error_catches_a_failed_helper_call_with_its_code(backend: Backend) -> None:
+    helper = DDBHelper(backend.names.job, item_class=JobItem)
+    helper.put_ddb_item(JobItem("image-1", "job-1"))
+    with pytest.raises(ClientError) as caught:
+        helper.put_ddb_item(JobItem("image-1", "job-2"), JobItem.image_id.does_not_exist())
+    assert caught.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert isinstance(caught.value, DDBException) and caught.value.code == "ConditionalCheckFailedException"
+
+    missing = DDBHelper(f"missing-{uuid.uuid4().hex[:8]}", item_class=JobItem)
+    for call in (
+        lambda: missing.get_ddb_item(JobItem("x")),
+        lambda: missing.put_ddb_item(JobItem("x")),
+        lambda: missing.update_ddb_item(JobItem("x", region_count=1)),
+        lambda: missing.delete_ddb_item(JobItem("x")),
+        lambda: missing.query_items(JobItem("x")),
+    ):
+        try:
+            call()
+        except ClientError as err:
+            assert err.response["Error"]["Code"] == "ResourceNotFoundException"
+        else:
+            pytest.fail("no error on a missing table")
+
+
+def test_except_client_error_catches_endpoint_statistics_failures(backend: Backend) -> None:
+    missing = EndpointStatisticsTable(f"missing-{uuid.uuid4().hex[:8]}")
+    for call in (
+        lambda: missing.upsert_endpoint("e", 4),
+        lambda: missing.increment_region_count("e"),
+        lambda: missing.decrement_region_count("e"),
+    ):
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_an_update_error_is_a_client_error_and_a_ddb_update_exception(backend: Backend) -> None:
+    helper = DDBHelper(backend.names.job, item_class=JobItem)
+    with pytest.raises(ClientError) as caught:
+        helper.update_ddb_item(JobItem("never-started", region_count=3))
+    assert isinstance(caught.value, DDBUpdateException)
+    assert caught.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def test_repository_methods_raise_the_classic_exception_types(backend: Backend) -> None:
+    regions = RegionRequestTable(backend.names.region)
+    with pytest.raises(CompleteRegionException):
+        regions.complete_region_request(RegionRequestItem("never-started", "image-1"), RequestStatus.SUCCESS)
+    with pytest.raises(CompleteRegionException):
+        JobTable(backend.names.job).complete_region_request("never-started", error=False)
+
+
+# -- a bare DDBItem with an assigned key ---------------------------------------------------------------------------
+
+
+def test_ddb_key_is_assignable_on_every_item() -> None:
+    job = JobItem()
+    job.ddb_key = DDBKey(hash_key="image_id", hash_value="image-3")
+    assert job.image_id == "image-3" and job.ddb_key.hash_value == "image-3"
+    region = RegionRequestItem()
+    region.ddb_key = DDBKey(hash_key="image_id", hash_value="image-3", range_key="region_id", range_value="r-1")
+    assert (region.image_id, region.region_id) == ("image-3", "r-1")
+    bare = DDBItem()
+    bare.ddb_key = DDBKey(hash_key="pk", hash_value="v")
+    assert bare.ddb_key == DDBKey(hash_key="pk", hash_value="v")
+    with pytest.raises(TypeError):
+        job.ddb_key = DDBKey(hash_key="not_a_key", hash_value="x")
