@@ -28,6 +28,7 @@ from .exceptions import (
     UpdateRegionException,
 )
 from .feature_table import FeatureItem, FeatureTable
+from .image_request_table import ImageRequestItem, ImageRequestTable
 from .job_table import JobItem, JobTable
 from .region_request_table import RegionRequestItem, RegionRequestTable
 from .requested_jobs_table import ImageRequestStatusRecord, RequestedJobsItem, RequestedJobsTable
@@ -54,14 +55,16 @@ __all__ = [
     "GetFeaturesException",
     "GetImageRequestItemException",
     "GetRegionRequestItemException",
+    "ImageRequestItem",
     "ImageRequestStatusRecord",
+    "ImageRequestTable",
     "IsImageCompleteException",
     "JobItem",
     "JobTable",
     "RegionRequestItem",
     "RegionRequestTable",
-    "RequestedJobsItem",
     "RequestedJobsException",
+    "RequestedJobsItem",
     "RequestedJobsTable",
     "RetryPolicy",
     "StartImageException",

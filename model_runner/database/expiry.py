@@ -30,18 +30,19 @@ EXPIRE_DAYS_VARIABLES = ("EXPIRE_DAYS", "DDB_TTL_IN_DAYS")
 DAY_SECONDS = 86_400
 
 
-def check_expire_days(value: object, source: str = "expire_days") -> int:
+def check_expire_days(value: object, source: str = "expire_days", *, text: bool = False) -> int:
     """Check a number of days items live.
 
-    :param value: object = the value: an int (not a bool), or the text of one when it comes from a variable
+    :param value: object = the value: an int (not a bool), or, with ``text``, the text of one
     :param source: str = where it comes from, for the message (``expire_days``, ``EXPIRE_DAYS``, ...)
+    :param text: bool = the value comes from a variable: the text of a whole number is accepted
     :return: int = the days
     :raises ConfigurationError: when it is not a whole number of at least 1
     """
     days: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         days = value
-    elif isinstance(value, str):
+    elif text and isinstance(value, str):
         try:
             days = int(value.strip())
         except ValueError:
@@ -69,7 +70,7 @@ def resolve_expire_days(expire_days: int | None = None, environ: Mapping[str, st
         return check_expire_days(expire_days)
     env = os.environ if environ is None else environ
     for name in EXPIRE_DAYS_VARIABLES:
-        text = env.get(name)
-        if text is not None and text.strip():
-            return check_expire_days(text, name)
+        value = env.get(name)
+        if value is not None and value.strip():
+            return check_expire_days(value, name, text=True)
     return DEFAULT_EXPIRE_DAYS
