@@ -6,7 +6,7 @@ export DYNAMODB_LOCAL_DIR ?= $(CURDIR)/.cache/dynamodb-local
 DDB_JAR := $(DYNAMODB_LOCAL_DIR)/DynamoDBLocal.jar
 PYTEST_ARGS ?=
 
-.PHONY: install dynamodb-local test unit integration lint docs demo bench clean
+.PHONY: install dynamodb-local test unit integration lint docs demo bench screenshots clean
 
 install: $(VENV)/.installed
 
@@ -40,7 +40,15 @@ docs: install
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 demo: install dynamodb-local
+	@echo "To watch a demo job live in the browser instead (docs/monitor.md):"
+	@echo "  $(VENV)/bin/model-runner-db local start --in-memory"
+	@echo "  $(VENV)/bin/model-runner-db --endpoint-url http://127.0.0.1:8000 serve    # then open http://127.0.0.1:8765/"
+	@echo "  $(VENV)/bin/model-runner-db --endpoint-url http://127.0.0.1:8000 demo --workers 2 --failure-rate 0.1    # in another terminal"
 	$(PY) -m model_runner.database demo $(DEMO_ARGS)
+
+# The screenshot of the monitor's job page in docs/ (the demo job in the system's headless Chromium).
+screenshots: install dynamodb-local
+	$(PY) -m model_runner.testing.screenshots --output docs/monitor-job.png
 
 bench: install dynamodb-local
 	$(PY) -m benchmarks $(BENCH_ARGS)

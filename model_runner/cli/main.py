@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = [_global_options(suppress=True)]
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
-    from . import demo, jobs, local, tables  # imported here: --help stays fast
+    from . import demo, jobs, local, serve, tables  # imported here: --help stays fast
 
     create = commands.add_parser(
         "create-tables", parents=common, help="create the four tables (on-demand, TTL on) unless they exist"
@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(demo_parser)
     demo_parser.set_defaults(handler=demo.demo_command)
 
+    serve.add_parser(commands, common)
     infra.add_parsers(commands)
     return parser
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from pynamodb.attributes import BinarySetAttribute
+from pynamodb.attributes import BinarySetAttribute, UnicodeSetAttribute
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
@@ -54,9 +55,12 @@ class JobItem(DDBItem):
     feature_properties: Optional[str] = additional feature properties or metadata from the image processing
     feature_distillation_option: Optional[str] = the options used in selecting features (e.g., NMS/SOFT_NMS)
     roi_wkt: Optional[str] = a Well-Known Text (WKT) representation of the requested processing bounds
-    completed_regions: Optional[Set[bytes]] = 8-byte BLAKE2b digests of the region ids already counted by
-    :meth:`JobTable.complete_region_request` (stored as ``crd``); bookkeeping of the table, never written back
-    by :meth:`JobTable.update_image_request`
+    completed_regions: Optional[Set[str]] = digests of the region ids already counted by
+    :meth:`JobTable.complete_region_request`: an 8-byte BLAKE2b digest as 11 characters of unpadded URL-safe base64
+    (a string set stored as ``crs``, so that a classic worker, whose patched JSON parser cannot read binary values,
+    reads the job); bookkeeping of the table, never written back by :meth:`JobTable.update_image_request`
+    completed_regions_binary: Optional[Set[bytes]] = the same digests as bytes (stored as ``crd``), as an earlier
+    version of this package stored them; read and checked, never written
     aggregated_by: Optional[str] = the worker that claimed the aggregation (:meth:`JobTable.claim_aggregation`)
     """
 
@@ -110,7 +114,8 @@ class JobItem(DDBItem):
     feature_properties = UnicodeAttribute(null=True)
     feature_distillation_option = UnicodeAttribute(null=True)
     roi_wkt = UnicodeAttribute(null=True)
-    completed_regions = BinarySetAttribute(legacy_encoding=False, null=True, attr_name="crd")
+    completed_regions = UnicodeSetAttribute(null=True, attr_name="crs")
+    completed_regions_binary = BinarySetAttribute(legacy_encoding=False, null=True, attr_name="crd")
     aggregated_by = UnicodeAttribute(null=True)
 
     @classmethod
@@ -138,16 +143,17 @@ class JobItem(DDBItem):
         )
 
 
-#: Bytes of the digest that stands for a region id in ``completed_regions``: 10,000 regions take about 80 KB, and
-#: two ids of one job share a digest with a probability of about n^2 / 2^65 (3e-12 for 10,000 regions).
+#: Bytes of the digest that stands for a region id in ``completed_regions``: as 11 characters of base64, 10,000
+#: regions take about 110 KB, and two ids of one job share a digest with a probability of about n^2 / 2^65 (3e-12 for
+#: 10,000 regions).
 REGION_DIGEST_SIZE = 8
 
 #: Attributes :meth:`JobTable.update_image_request` never writes: they change only atomically.
-ATOMIC_ATTRIBUTES = ("region_success", "region_error", "completed_regions", "aggregated_by")
+ATOMIC_ATTRIBUTES = ("region_success", "region_error", "completed_regions", "completed_regions_binary", "aggregated_by")
 
 
 def region_digest(region_id: str) -> bytes:
-    """Return the digest that stands for a region id in a job's ``completed_regions``.
+    """Return the digest that stands for a region id (its text form is :func:`region_token`).
 
     :param region_id: str = the region id
     :return: bytes = its 8-byte BLAKE2b digest
@@ -157,6 +163,17 @@ def region_digest(region_id: str) -> bytes:
     if not isinstance(region_id, str):
         raise TypeError(f"region_id: expected a string, got {type(region_id).__name__}: {region_id!r}")
     return hashlib.blake2b(region_id.encode("utf-8"), digest_size=REGION_DIGEST_SIZE).digest()
+
+
+def region_token(region_id: str) -> str:
+    """Return the string that stands for a region id in a job's ``completed_regions``.
+
+    :param region_id: str = the region id
+    :return: str = its digest as 11 characters of unpadded URL-safe base64
+    :raises TypeError: when the region id is not a string
+    :raises ValueError: when it is not valid UTF-8 text (lone surrogates)
+    """
+    return base64.urlsafe_b64encode(region_digest(region_id)).rstrip(b"=").decode("ascii")
 
 
 class JobTable(DDBHelper):
@@ -223,6 +240,7 @@ class JobTable(DDBHelper):
         job.region_success = 0
         job.region_error = 0
         job.attribute_values.pop("completed_regions", None)
+        job.attribute_values.pop("completed_regions_binary", None)
         job.attribute_values.pop("aggregated_by", None)
         key = {"image_id": job.image_id}
         try:
@@ -250,7 +268,12 @@ class JobTable(DDBHelper):
         With ``region_id`` the region is counted exactly once: the same UpdateItem adds the region's digest to
         ``completed_regions`` on condition that it is not there yet. A completion of a region already counted (a
         redelivered message, or our own retry after a lost response) changes nothing and returns the stored job, which
-        may then already be complete: aggregation must be safe to run again.
+        may then already be complete: aggregation must be safe to run again. A job whose regions an earlier version of
+        this package counted in the binary ``crd`` set keeps them counted: the condition checks both sets.
+
+        A region that a classic worker counted (it keeps no trace of which region it counted) and that is then
+        redelivered to a worker of this package is counted again: the job item cannot tell it apart from a region
+        not counted yet (see docs/migrating.md, rolling upgrade).
 
         Without ``region_id`` the count is at least once: when a response is lost and the request is retried, the
         region can be counted twice.
@@ -267,8 +290,12 @@ class JobTable(DDBHelper):
         condition: Condition = JobItem.image_id.exists()
         if region_id is not None:
             digest = region_digest(region_id)
-            actions.append(JobItem.completed_regions.add({digest}))
-            condition = condition & ~JobItem.completed_regions.contains(digest)
+            actions.append(JobItem.completed_regions.add({region_token(region_id)}))
+            condition = (
+                condition
+                & ~JobItem.completed_regions.contains(region_token(region_id))
+                & ~JobItem.completed_regions_binary.contains(digest)
+            )
         job = self._new_job(image_id)
         failed = self._conditional_update(job, actions, condition, CompleteRegionException, "complete region request")
         if failed is None:

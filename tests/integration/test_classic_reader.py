@@ -41,7 +41,6 @@ def test_the_reader_fails_on_binary_attributes_as_the_classic_worker_does(
         reader.get_image_request(job_table.table_name, "with-binary")
 
 
-@pytest.mark.xfail(strict=True, reason="crd is a binary set until the string-set change lands")
 def test_a_classic_worker_reads_every_state_of_a_job(reader: ClassicReader, job_table: JobTable) -> None:
     table = job_table.table_name
     job_table.start_image_request(JobItem("img-1", "job-1", "s3://b/i.tif", model_name="m", outputs="[]"))

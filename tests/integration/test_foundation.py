@@ -146,7 +146,8 @@ FULL_ITEMS: dict[str, Model] = {
         feature_properties="[]",
         feature_distillation_option='{"algorithm": "NMS", "iou_threshold": 0.75}',
         roi_wkt="POLYGON ((0 0, 1 0, 1 1, 0 1, 0 0))",
-        completed_regions={b"region-1", b"region-2"},
+        completed_regions={"region-1", "region-2"},
+        completed_regions_binary={b"region-1"},
         aggregated_by="worker-7",
     ),
     "region": RegionRequestItem(

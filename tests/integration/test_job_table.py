@@ -21,6 +21,7 @@ from model_runner.database import (
     TableNames,
     UpdateImageException,
 )
+from model_runner.database.job_table import region_digest, region_token
 
 pytestmark = pytest.mark.integration
 
@@ -188,7 +189,7 @@ def test_is_image_request_complete_ignores_the_completed_region_set(job_table: J
     for region in ("a", "b"):
         job = job_table.complete_region_request("img-6", error=False, region_id=region)
     assert not JobTable.is_image_request_complete(job)
-    job.completed_regions = {b"0" * 8, b"1" * 8, b"2" * 8}
+    job.completed_regions = {"0" * 11, "1" * 11, "2" * 11}
     assert not JobTable.is_image_request_complete(job)
 
 
@@ -259,11 +260,11 @@ def test_update_image_request_writes_only_set_attributes(job_table: JobTable) ->
 def test_update_image_request_never_writes_counters_or_completed_regions(job_table: JobTable) -> None:
     job_table.start_image_request(new_job("img-11", region_count=5))
     job_table.complete_region_request("img-11", error=False, region_id="a")
-    forged = JobItem(image_id="img-11", region_success=99, region_error=99, completed_regions={b"12345678"})
+    forged = JobItem(image_id="img-11", region_success=99, region_error=99, completed_regions={"forged-digest"})
     forged.model_name = "renamed"
     updated = job_table.update_image_request(forged)
     assert (updated.region_success, updated.region_error, updated.model_name) == (1, 0, "renamed")
-    assert updated.completed_regions is not None and b"12345678" not in updated.completed_regions
+    assert updated.completed_regions is not None and "forged-digest" not in updated.completed_regions
     # region "a" is still known: its redelivery is not counted
     assert job_table.complete_region_request("img-11", error=False, region_id="a").region_success == 1
 
@@ -313,3 +314,31 @@ def test_stale_item_from_start_written_back_keeps_the_counts(job_table: JobTable
 def test_get_processing_duration_is_seconds_since_a_start_in_milliseconds() -> None:
     assert 89 <= JobTable.get_processing_duration(millis() - 90_000) <= 91
     assert JobTable.get_processing_duration(millis()) in (0, 1)
+
+
+# -- rolling upgrade: what the job item holds ------------------------------------------------------------------------
+
+
+def test_counted_regions_are_stored_without_binary_values(job_table: JobTable) -> None:
+    job_table.start_image_request(new_job("img-text", region_count=2))
+    job_table.complete_region_request("img-text", error=False, region_id="region-a")
+    raw = job_table.client.get_item(TableName=job_table.table_name, Key={"image_id": {"S": "img-text"}})["Item"]
+    assert raw["crs"] == {"SS": [region_token("region-a")]} and len(region_token("region-a")) == 11
+    kinds = {kind for value in raw.values() for kind in value}
+    assert not kinds & {"B", "BS"}
+
+
+def test_regions_counted_in_the_earlier_binary_set_are_not_counted_again(job_table: JobTable) -> None:
+    job_table.start_image_request(new_job("img-old", region_count=3))
+    job_table.client.update_item(  # a job as the earlier version left it: one region counted in the binary crd
+        TableName=job_table.table_name,
+        Key={"image_id": {"S": "img-old"}},
+        UpdateExpression="SET region_success = :one ADD crd :digest",
+        ExpressionAttributeValues={":one": {"N": "1"}, ":digest": {"BS": [region_digest("region-a")]}},
+    )
+    again = job_table.complete_region_request("img-old", error=False, region_id="region-a")
+    assert again.region_success == 1
+    other = job_table.complete_region_request("img-old", error=False, region_id="region-b")
+    assert other.region_success == 2
+    assert other.completed_regions == {region_token("region-b")}
+    assert other.completed_regions_binary == {region_digest("region-a")}
