@@ -5,7 +5,7 @@ dependency, and subcommands with shared global options are all this needs); tabl
 
 Global options (AWS CLI style) may come before or after the command:
 ``--endpoint-url``, ``--region``, ``--profile``, ``--table-prefix``, ``--job-table``, ``--region-table``,
-``--endpoint-table``, ``--feature-table``, ``--debug``.
+``--endpoint-table``, ``--feature-table``, ``--requested-table``, ``--debug``.
 """
 
 from __future__ import annotations
@@ -171,6 +171,12 @@ def _global_options(suppress: bool) -> _Parser:
     )
     group.add_argument("--feature-table", metavar="NAME", default=default, help="feature table (FEATURE_TABLE)")
     group.add_argument(
+        "--requested-table",
+        metavar="NAME",
+        default=default,
+        help="requested-jobs table of the scheduler (OUTSTANDING_IMAGE_REQUEST_TABLE)",
+    )
+    group.add_argument(
         "--debug",
         action="store_true",
         default=argparse.SUPPRESS if suppress else False,
@@ -197,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = [_global_options(suppress=True)]
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
-    from . import demo, jobs, local, serve, tables  # imported here: --help stays fast
+    from . import demo, jobs, local, requests, serve, tables  # imported here: --help stays fast
 
     create = commands.add_parser(
         "create-tables", parents=common, help="create the four tables (on-demand, TTL on) unless they exist"
@@ -302,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.set_defaults(handler=demo.demo_command)
 
     serve.add_parser(commands, common)
+    requests.add_parser(commands, common)
     infra.add_parsers(commands)
     return parser
 

@@ -72,6 +72,8 @@ def table_options(endpoint: str, names: TableNames) -> list[str]:
         names.endpoint,
         "--feature-table",
         names.feature,
+        "--requested-table",
+        names.requested,
     ]
 
 
