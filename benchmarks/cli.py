@@ -103,6 +103,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
     :param argv: Sequence[str] = the command line they came from, for the record
     :return: Dict[str, Any] = every figure (also written as JSON)
     """
+    from .binding import run_binding
     from .env import dynamodb_endpoint, machine_info, use_fake_credentials
     from .feature_path import FeaturePathConfig, run_feature_path
     from .operations import run_operations
@@ -146,6 +147,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
                 run_id=run_id,
             )
             results["feature_path"] = run_feature_path(feature_config, log)
+    log("bound-model cache: memory of binding many table names")
+    results["binding"] = run_binding()
     if hasattr(os, "getloadavg"):
         results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["floor"] = floor_summary(results)

@@ -120,7 +120,22 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ]
         targets.append(_target(key, description, f"{sense} {limit}", measured, _all(verdicts) if sizes else None))
     targets.append(_flat_memory(results.get("feature_path", {}).get("memory", {})))
+    targets.append(_binding_memory(results.get("binding", {})))
     return targets
+
+
+def _binding_memory(binding: dict[str, Any]) -> dict[str, Any]:
+    if not binding:
+        return _target("binding_memory", "memory added by binding table names", "", None, None)
+    limit = binding["added_mib_max"]
+    return _target(
+        "binding_memory",
+        f"memory added by binding {binding['table_names']} table names (x4 repositories), MiB",
+        f"< {limit}",
+        binding["added_mib"],
+        binding["added_mib"] < limit,
+        f"{binding['distinct_clients']} botocore client(s); cache holds {binding['bound_models']} classes",
+    )
 
 
 def _flat_memory(memory: dict[str, Any]) -> dict[str, Any]:

@@ -3,18 +3,23 @@
 The models in the table modules name no table: the name comes from the repository's constructor or from the
 environment of the deployment, read when the repository is created. :func:`bind_model` returns a subclass of the model
 whose ``Meta`` (a subclass of the parent's ``Meta``) carries the table, endpoint and region. Bound classes are cached
-per (model, settings), so binding the same table twice gives the same class and the same connection; the botocore
-client is built under a lock when the class is made, so threads that share it never race to build their own.
+per (model, table name, client settings), so binding the same table twice gives the same class and the same
+connection. One botocore client is shared by all tables with the same endpoint, region, credentials, pool and
+timeouts (a client costs ~10 MB; a bound class ~0.1 MB); it is built under a lock before any class using it is handed
+out, so threads that share it never race to build their own. Both caches are bounded (least recently used dropped).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from botocore.exceptions import NoRegionError
+from pynamodb.connection import Connection
 from pynamodb.models import Model
 
 from .exceptions import ConfigurationError
@@ -23,6 +28,8 @@ M = TypeVar("M", bound=Model)
 
 #: Connections per bound model: at least as many as the worker threads that share it.
 DEFAULT_POOL_SIZE = 64
+
+_SETTINGS_ATTRIBUTE = "_model_runner_table_settings"
 
 
 #: Variables that name the same table as another, checked together: upstream renamed JOB_TABLE to IMAGE_REQUEST_TABLE.
@@ -119,63 +126,183 @@ class TableSettings:
         )
 
 
+#: Environment variables botocore reads to find credentials: a client is shared only by tables bound under the same
+#: values (a CLI command or a test that changes them gets a client of its own).
+CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+#: Botocore clients kept for later bindings (least recently used dropped first). A client costs ~10 MB.
+MAX_CLIENTS = 8
+
+#: Bound model classes kept for later bindings (least recently used dropped first). A class costs ~0.1 MB: its
+#: client is shared. A dropped class keeps working for whoever holds it; binding its table again makes a new one.
+MAX_BOUND_MODELS = 256
+
+
+def _credentials_identity() -> str:
+    """Return a digest of the credential settings of the environment (never the secrets themselves)."""
+    digest = hashlib.sha256()
+    for name in CREDENTIAL_VARIABLES:
+        digest.update(f"{name}={os.environ.get(name, '')}\0".encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What a botocore client depends on: tables that agree on all of it share one client.
+
+    Per-table settings (the table name, ``expire_days``) are not part of it.
+
+    :param host: Optional[str] = the endpoint URL; None for the AWS default
+    :param region: Optional[str] = the AWS region
+    :param max_pool_connections: int = HTTP connections of the client
+    :param connect_timeout_seconds: float = connect timeout of one request
+    :param read_timeout_seconds: float = read timeout of one request
+    :param credentials: str = digest of the credential variables of the environment when the table was bound
+    """
+
+    host: str | None
+    region: str | None
+    max_pool_connections: int
+    connect_timeout_seconds: float
+    read_timeout_seconds: float
+    credentials: str
+
+    @classmethod
+    def of(cls, settings: TableSettings) -> ClientSettings:
+        """Return the client settings of a table's settings, with the credentials of the environment now.
+
+        :param settings: TableSettings = the table's settings
+        :return: ClientSettings = the part of them (and of the environment) the client depends on
+        """
+        return cls(
+            host=settings.host,
+            region=settings.region,
+            max_pool_connections=settings.max_pool_connections,
+            connect_timeout_seconds=settings.connect_timeout_seconds,
+            read_timeout_seconds=settings.read_timeout_seconds,
+            credentials=_credentials_identity(),
+        )
+
+
 _lock = threading.Lock()
-_bound: dict[tuple[type, TableSettings], type] = {}
+_clients: OrderedDict[ClientSettings, Any] = OrderedDict()
+_bound: OrderedDict[tuple[type, str, ClientSettings], type] = OrderedDict()
+
+
+def _shared_client(client_settings: ClientSettings, table_name: str) -> Any:
+    """Return the botocore client for these settings, building it now when there is none (caller holds the lock).
+
+    The client is built the way PynamoDB builds its own (a :class:`pynamodb.connection.Connection` with botocore's
+    retries off), once, before any thread can use it: a botocore client is thread-safe once built, but building one
+    is not.
+    """
+    client = _clients.get(client_settings)
+    if client is not None:
+        _clients.move_to_end(client_settings)
+        return client
+    connection = Connection(
+        region=client_settings.region,
+        host=client_settings.host,
+        connect_timeout_seconds=client_settings.connect_timeout_seconds,
+        read_timeout_seconds=client_settings.read_timeout_seconds,
+        max_retry_attempts=0,
+        max_pool_connections=client_settings.max_pool_connections,
+    )
+    try:
+        client = connection.client
+    except NoRegionError as err:
+        raise ConfigurationError(
+            f"no AWS region for table {table_name}: set AWS_REGION (or AWS_DEFAULT_REGION), "
+            "configure one in the AWS profile, or pass region="
+        ) from err
+    _clients[client_settings] = client
+    while len(_clients) > MAX_CLIENTS:
+        _clients.popitem(last=False)  # still used by the classes bound with it; freed with the last of them
+    return client
 
 
 def bind_model(model: type[M], settings: TableSettings) -> type[M]:
-    """Return the subclass of ``model`` bound to a table, cached per (model, settings).
+    """Return the subclass of ``model`` bound to a table, cached per (model, table name, client settings).
 
     The bound class's ``Meta`` subclasses ``model.Meta``; botocore retries are off (the repositories retry with
-    :mod:`model_runner.database.retry`), and the client is built before the class is handed out.
+    :mod:`model_runner.database.retry`). Its connection uses the botocore client shared by every table with the same
+    :class:`ClientSettings` (endpoint, region, credentials, pool and timeouts), built before the class is handed
+    out. ``expire_days`` is not part of the key: it is the repository's business, not the class's. At most
+    :data:`MAX_BOUND_MODELS` classes and :data:`MAX_CLIENTS` clients are kept.
 
     :param model: Type[M] = a model of the table modules (JobItem, RegionRequestItem, ...)
     :param settings: TableSettings = table name, endpoint, region and pool size
     :return: Type[M] = the bound model class
+    :raises ConfigurationError: when no region can be found
     """
-    key = (model, settings)
-    bound = _bound.get(key)
-    if bound is not None:
-        return bound
+    client_settings = ClientSettings.of(settings)
+    key = (model, settings.table_name, client_settings)
     with _lock:
         bound = _bound.get(key)
-        if bound is None:
-            parent_meta = getattr(model, "Meta", object)
-            meta = type(
-                "Meta",
-                (parent_meta,),
-                {
-                    "table_name": settings.table_name,
-                    "host": settings.host,
-                    "region": settings.region,
-                    "max_pool_connections": settings.max_pool_connections,
-                    "connect_timeout_seconds": settings.connect_timeout_seconds,
-                    "read_timeout_seconds": settings.read_timeout_seconds,
-                    "max_retry_attempts": 0,
-                },
-            )
-            bound = type(model.__name__, (model,), {"Meta": meta, "__module__": model.__module__})
-            bound.__qualname__ = f"{model.__qualname__}[{settings.table_name}]"
-            # Build the botocore client now, under the lock: a cold start from many threads would build many.
-            try:
-                bound._get_connection().connection.client  # type: ignore[attr-defined]  # noqa: B018
-            except NoRegionError as err:
-                raise ConfigurationError(
-                    f"no AWS region for table {settings.table_name}: set AWS_REGION (or AWS_DEFAULT_REGION), "
-                    "configure one in the AWS profile, or pass region="
-                ) from err
-            _bound[key] = bound
+        if bound is not None:
+            _bound.move_to_end(key)
+            return bound
+        client = _shared_client(client_settings, settings.table_name)
+        parent_meta = getattr(model, "Meta", object)
+        meta = type(
+            "Meta",
+            (parent_meta,),
+            {
+                "table_name": settings.table_name,
+                "host": settings.host,
+                "region": settings.region,
+                "max_pool_connections": settings.max_pool_connections,
+                "connect_timeout_seconds": settings.connect_timeout_seconds,
+                "read_timeout_seconds": settings.read_timeout_seconds,
+                "max_retry_attempts": 0,
+            },
+        )
+        bound = type(
+            model.__name__,
+            (model,),
+            {"Meta": meta, "__module__": model.__module__, _SETTINGS_ATTRIBUTE: settings},
+        )
+        bound.__qualname__ = f"{model.__qualname__}[{settings.table_name}]"
+        # PynamoDB's connection builds its client lazily, one per connection: hand it the shared one instead.
+        bound._get_connection().connection._client = client  # type: ignore[attr-defined]
+        _bound[key] = bound
+        while len(_bound) > MAX_BOUND_MODELS:
+            _bound.popitem(last=False)
     return bound
 
 
 def bound_settings(model: type[Model]) -> TableSettings:
     """Return the settings a bound model class was made with.
 
+    ``expire_days`` is the one of the first binding: the repository's own ``settings`` hold its ``expire_days``.
+
     :param model: Type[Model] = a class returned by :func:`bind_model`
     :return: TableSettings = its settings
     :raises ConfigurationError: when the class is not bound
     """
-    for (_, settings), bound in _bound.items():
-        if bound is model:
-            return settings
-    raise ConfigurationError(f"{model.__name__} is not bound to a table")
+    settings = model.__dict__.get(_SETTINGS_ATTRIBUTE)
+    if not isinstance(settings, TableSettings):
+        raise ConfigurationError(f"{model.__name__} is not bound to a table")
+    return settings
+
+
+def cache_info() -> dict[str, int]:
+    """Return how many botocore clients and bound classes the cache holds now.
+
+    :return: Dict[str, int] = ``clients`` and ``bound_models``
+    """
+    with _lock:
+        return {"clients": len(_clients), "bound_models": len(_bound)}

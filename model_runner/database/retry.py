@@ -4,7 +4,8 @@ botocore's own retries are switched off for the bound models (see :mod:`model_ru
 standard mode stops retrying once its retry quota runs dry, which is exactly what happens in a throttling storm.
 Instead every request goes through :func:`call_with_retry`, which retries only transient failures (throttling,
 5xx, dropped connections, timeouts) with capped exponential backoff and full jitter, within a number of attempts and
-a total time, and never retries permanent errors (validation, conditional check, missing table).
+a total time, and never retries permanent errors (validation, conditional check, missing table). What is transient
+is decided by class hierarchy and error code, and covers at least what botocore's standard mode retries.
 """
 
 from __future__ import annotations
@@ -15,49 +16,124 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+import botocore.exceptions
+
 from .exceptions import error_code
 
 T = TypeVar("T")
 
-#: Error codes of requests that may succeed when sent again.
+#: Error codes of requests that may succeed when sent again: every code botocore's standard retry mode retries
+#: (``botocore/retries/standard.py``: transient and throttling codes), DynamoDB's own 5xx codes, and the HTTP status
+#: DynamoDB gives as the code when its response has none.
 RETRYABLE_CODES = frozenset(
     {
-        "ProvisionedThroughputExceededException",
+        # throttling (botocore ThrottledRetryableChecker)
+        "Throttling",
         "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
         "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
         "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        # transient (botocore TransientRetryableChecker)
+        "RequestTimeout",
+        "RequestTimeoutException",
+        # DynamoDB's server-side failures
         "InternalServerError",
         "InternalFailure",
         "ServiceUnavailable",
         "ServiceUnavailableException",
-        "TransactionInProgressException",
+        # an HTTP status given as the code
+        "429",
         "500",
         "502",
         "503",
         "504",
-        # botocore connection errors, named by their class
-        "EndpointConnectionError",
-        "ConnectionClosedError",
-        "ReadTimeoutError",
-        "ConnectTimeoutError",
-        "ConnectionError",
-        "HTTPClientError",
-        "ProxyConnectionError",
     }
+)
+
+#: HTTP statuses botocore's standard mode retries whatever the code: 500, 502, 503, 504 (transient) and 429
+#: (throttling).
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+#: Exceptions of the HTTP layer botocore's standard mode retries, matched with ``isinstance`` so that every subclass
+#: counts (SSLError, EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError under ConnectionError;
+#: ReadTimeoutError, ConnectionClosedError, ResponseStreamingError under HTTPClientError), plus the CRC32 mismatch of a
+#: DynamoDB response (ChecksumError), which botocore retries for DynamoDB.
+RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.ChecksumError,
 )
 
 #: Codes that mean "too much load": retried, and worth a longer backoff.
 THROTTLING_CODES = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "LimitExceededException"}
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "EC2ThrottledException",
+        "429",
+    }
 )
+
+
+def _chain(err: BaseException) -> Iterator[BaseException]:
+    """Yield an exception and its causes: PynamoDB's ``cause``, else Python's ``__cause__`` (``raise ... from``).
+
+    ``__context__`` is not followed: an error raised while another was being handled was not caused by it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen and len(seen) < 10:
+        seen.add(id(current))
+        yield current
+        cause = getattr(current, "cause", None)
+        if not isinstance(cause, BaseException) or cause is current:
+            cause = current.__cause__
+        current = cause
+
+
+def _status(err: BaseException) -> int | None:
+    response = getattr(err, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if isinstance(status, int):
+            return status
+    return None
 
 
 def is_retryable(err: BaseException) -> bool:
     """Tell whether a failed request may succeed when sent again.
 
+    An error is transient when, anywhere in its chain of causes, there is an exception of the HTTP layer
+    (:data:`RETRYABLE_EXCEPTIONS` or a subclass), a DynamoDB error code of :data:`RETRYABLE_CODES`, or an HTTP status of
+    :data:`RETRYABLE_STATUSES`: at least everything botocore's standard retry mode retries.
+
     :param err: BaseException = the exception raised by PynamoDB or botocore
-    :return: bool = True for throttling, 5xx and connection errors; False for everything else
+    :return: bool = True for throttling, 5xx, timeouts and connection errors; False for everything else
     """
+    for link in _chain(err):
+        if isinstance(link, RETRYABLE_EXCEPTIONS):
+            return True
+        if _status(link) in RETRYABLE_STATUSES:
+            return True
     code = error_code(err)
     if code is None:
         return False

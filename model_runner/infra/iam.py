@@ -4,9 +4,14 @@ Two tables drive every policy, so a policy cannot name an action or a table by h
 
 * :data:`ROLE_METHODS`: which repository methods each role of the workflow (semantics.md) calls, per table.
 * :data:`METHOD_ACTIONS`: which DynamoDB actions each of those methods issues, every branch included (a redelivered
-  start reads the stored item, a completion counted already reads the job, ...). It was recorded with
-  :class:`ActionRecorder` on DynamoDB Local, and ``tests/integration/test_infra.py`` records it again on every run and
-  fails when the code and this table disagree.
+  start reads the stored item, a completion counted already reads the job, a late region start reads the region, an
+  update with nothing to write reads the job, a region completion without a start time reads it, ...). It was
+  recorded with :class:`ActionRecorder` on DynamoDB Local: ``tests/integration/test_iam_branches.py`` drives every
+  branch of every method (late, redelivered, missing and refused ones included) on every run and fails when the code
+  sends an action this table (and so the role's policy) lacks; ``tests/integration/test_infra.py`` runs a whole job
+  the way the workers do.
+
+Adding a role is one entry of :data:`ROLE_METHODS`; a method new to it needs its branches in the test first.
 
 A role's policy allows, on each table it touches, the union of the actions of its methods on that table, and
 nothing on the other tables. No indexes exist, so the resources are the tables' ARNs only.
@@ -59,19 +64,19 @@ ROLE_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 #: DynamoDB actions (IAM names, without the ``dynamodb:`` prefix) each repository method issues, every branch
-#: included. Recorded on DynamoDB Local by tests/integration/test_infra.py, which fails when the code drifts.
+#: included. Recorded on DynamoDB Local by tests/integration/test_iam_branches.py, which fails when the code drifts.
 METHOD_ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("job", "start_image_request"): frozenset({"PutItem", "GetItem"}),
-    ("job", "update_image_request"): frozenset({"UpdateItem"}),
+    ("job", "update_image_request"): frozenset({"UpdateItem", "GetItem"}),
     ("job", "complete_region_request"): frozenset({"UpdateItem", "GetItem"}),
     ("job", "claim_aggregation"): frozenset({"UpdateItem", "GetItem"}),
     ("job", "end_image_request"): frozenset({"GetItem", "UpdateItem"}),
     ("job", "get_image_request"): frozenset({"GetItem"}),
-    ("region", "start_region_request"): frozenset({"UpdateItem"}),
+    ("region", "start_region_request"): frozenset({"UpdateItem", "GetItem"}),
     ("region", "get_region_request"): frozenset({"GetItem"}),
     ("region", "add_tile"): frozenset({"UpdateItem", "GetItem"}),
     ("region", "update_region_request"): frozenset({"UpdateItem"}),
-    ("region", "complete_region_request"): frozenset({"UpdateItem"}),
+    ("region", "complete_region_request"): frozenset({"UpdateItem", "GetItem"}),
     ("region", "query_items"): frozenset({"Query"}),
     ("endpoint", "upsert_endpoint"): frozenset({"UpdateItem"}),
     ("endpoint", "current_in_progress_regions"): frozenset({"GetItem"}),

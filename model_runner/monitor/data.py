@@ -32,8 +32,8 @@ from model_runner.database import (
 )
 from model_runner.database.ddb_helper import DDBHelper
 
-#: Attributes of a job the jobs page shows (the scan's projection: ``crd``, the completed-region digests that grow
-#: with the region count, is never sent back, though DynamoDB still bills the whole item, see list_jobs).
+#: Attributes of a job the jobs page shows (the scan's projection: the counted-region set, which grows with the
+#: region count, is never sent back, though DynamoDB still bills the whole item, see list_jobs).
 JOB_LIST_ATTRIBUTES = (
     "image_id",
     "job_id",
@@ -53,6 +53,9 @@ SCAN_PAGE_ITEMS = 250
 #: Seconds a listing, and the feature overview of a running job, are reused by every viewer before being read again.
 LIST_CACHE_SECONDS = 5.0
 OVERVIEW_CACHE_SECONDS = 10.0
+#: A running job's overview is read again no sooner than this many times the duration of its last reading (a job of
+#: a million features takes tens of seconds to read: it is not read back to back).
+OVERVIEW_COST_FACTOR = 10.0
 #: Feature boxes an overview draws at most (a uniform sample beyond); the density grid counts every feature.
 DEFAULT_BOX_CAP = 5000
 #: Overviews kept in memory (one per job viewed recently).
@@ -273,6 +276,14 @@ class _Cached:
     at: float
     ended: bool
     value: dict[str, Any]
+    took: float = 0.0
+
+    def fresh(self, ended: bool, now: float) -> bool:
+        """Whether this overview may be served: always once the job had ended when it was read; for a running job,
+        for OVERVIEW_CACHE_SECONDS or ten times as long as reading it took, whichever is longer."""
+        if self.ended:
+            return True
+        return not ended and now - self.at < max(OVERVIEW_CACHE_SECONDS, OVERVIEW_COST_FACTOR * self.took)
 
 
 class MonitorData:
@@ -485,10 +496,11 @@ class MonitorData:
 
         The features are streamed with :meth:`FeatureTable.iter_features`: memory holds the grid and the sample,
         never the features. An ended job's overview is read once (after its end); a running job's at most every
-        ``OVERVIEW_CACHE_SECONDS`` whoever asks.
+        ``OVERVIEW_CACHE_SECONDS`` or ``OVERVIEW_COST_FACTOR`` times the last reading's duration, whoever asks.
 
         :param image_id: str = the image id
-        :return: Dict[str, Any] = ``{"count", "boxes", "box_cap", "sampled", "density": {...}, "tiles": [...]}``
+        :return: Dict[str, Any] = ``{"count", "without_image_bounds", "boxes", "box_cap", "sampled", "density": {...},
+            "tiles": [...]}``
         :raises NotFound: when there is no such job or a table is missing
         :raises Unavailable: when DynamoDB cannot be read
         """
@@ -499,13 +511,13 @@ class MonitorData:
             ended = job["end_time"] is not None
             with self._lock:
                 cached = self._overviews.get(image_id)
-            if cached is not None and (
-                cached.ended or (not ended and time.time() - cached.at < OVERVIEW_CACHE_SECONDS)
-            ):
+            if cached is not None and cached.fresh(ended, time.time()):
                 return cached.value
+            started = time.monotonic()
             value = self._overview(image_id, job)
+            took = time.monotonic() - started
             with self._lock:
-                self._overviews[image_id] = _Cached(time.time(), ended, value)
+                self._overviews[image_id] = _Cached(time.time(), ended, value, took)
                 self._overviews.move_to_end(image_id)
                 while len(self._overviews) > OVERVIEW_CACHE_ENTRIES:
                     old, _ = self._overviews.popitem(last=False)
@@ -529,8 +541,12 @@ class MonitorData:
         rng = random.Random(0)
         count = 0
         extent = [0.0, 0.0, float(width), float(height)]
+        unplaced = 0
         for bounds in self._feature_bounds(image_id):
             count += 1
+            if bounds is None:
+                unplaced += 1
+                continue
             minx, miny, maxx, maxy = bounds
             extent = [min(extent[0], minx), min(extent[1], miny), max(extent[2], maxx), max(extent[3], maxy)]
             if cols:
@@ -547,9 +563,10 @@ class MonitorData:
         tiles = self._tile_boxes(image_id)
         return {
             "count": count,
+            "without_image_bounds": unplaced,
             "boxes": sample,
             "box_cap": self.box_cap,
-            "sampled": count > len(sample),
+            "sampled": count - unplaced > len(sample),
             "extent": extent,
             "density": {"cell": cell, "cols": cols, "rows": rows, "counts": counts, "max": max(counts, default=0)},
             "tiles": tiles,
@@ -557,13 +574,11 @@ class MonitorData:
             "tile_overlap": overlap,
         }
 
-    def _feature_bounds(self, image_id: str) -> Iterable[tuple[float, float, float, float]]:
+    def _feature_bounds(self, image_id: str) -> Iterable[tuple[float, float, float, float] | None]:
         stream = self.features.iter_features(image_id)
         try:
             for feature in stream:
-                bounds = _fast_bounds(feature)
-                if bounds is not None:
-                    yield bounds
+                yield _fast_bounds(feature)
         except DatabaseError as err:
             raise self._translate(err) from err
         finally:

@@ -5,8 +5,8 @@
   repositories.
 * The policies: one image job runs through the public API the way the workflow of semantics.md runs it (redeliveries
   and a crashed region included), with every repository call labelled by the role that makes it and every DynamoDB
-  call recorded through botocore's events. The recording must equal METHOD_ACTIONS per method, ROLE_METHODS per role,
-  and each role's policy exactly (actions and tables).
+  call recorded through botocore's events. The recording must stay within METHOD_ACTIONS per method and each role's
+  policy, and equal ROLE_METHODS per role (test_iam_branches.py drives every branch and checks the actions exactly).
 """
 
 from __future__ import annotations
@@ -575,7 +575,10 @@ def test_method_actions_are_what_the_methods_send(recorded: Workflow) -> None:
                 sent = _short_names(names, recorded.recorder.actions(role=role, label=f"{table}.{method}"))
                 assert set(sent) <= {table}, f"{table}.{method} touched another table: {sorted(sent)}"
                 seen.setdefault((table, method), set()).update(sent.get(table, set()))
-    assert {key: frozenset(actions) for key, actions in seen.items()} == METHOD_ACTIONS
+    # the job takes some branches of each method; every branch is recorded by test_iam_branches.py
+    assert set(seen) == set(METHOD_ACTIONS)
+    for key, actions in seen.items():
+        assert actions <= METHOD_ACTIONS[key], key
 
 
 def test_role_methods_are_what_each_role_calls(recorded: Workflow) -> None:
@@ -600,7 +603,11 @@ def test_policy_allows_exactly_what_the_role_sends(recorded: Workflow, role: str
         table_name = statement["Resource"].rsplit("table/", 1)[1]
         table = next(t for t, n in names.as_dict().items() if n == table_name)
         allowed[table] = {action.removeprefix("dynamodb:") for action in statement["Action"]}
-    assert allowed == sent
+    # the job needs no action outside the policy, on no other table; that the policy holds no more than the role's
+    # methods send in some branch is checked by test_iam_branches.py
+    assert set(allowed) == set(sent)
+    for table, actions in sent.items():
+        assert actions <= allowed[table], table
 
 
 def test_the_deploying_guide_shows_the_policies_as_they_are() -> None:

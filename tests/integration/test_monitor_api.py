@@ -328,3 +328,18 @@ def test_serve_command_binds_loopback_and_says_so(repos: dict[str, Any]) -> None
 def test_serve_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--port", "70000"]) == 2
     assert "port number up to 65535" in capsys.readouterr().err
+
+
+def test_the_api_example_of_the_docs_runs(repos: dict[str, Any], server: MonitorServer) -> None:
+    text = (Path(__file__).parents[2] / "docs" / "monitor.md").read_text(encoding="utf-8")
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    make_job(repos, "image-1")
+    regions: RegionRequestTable = repos["region"]
+    for region_id, status in (("region-1", RequestStatus.SUCCESS), ("region-2", RequestStatus.FAILED)):
+        started = regions.start_region_request(region_item("image-1", region_id, 0, 0))
+        regions.complete_region_request(started, status)
+    namespace: dict[str, Any] = {}
+
+    exec(example.replace("http://127.0.0.1:8765", server.url), namespace)
+
+    assert namespace["failed"] == ["region-2"]

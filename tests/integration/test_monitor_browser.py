@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from model_runner.common.typing import RequestStatus
+from model_runner.common.typing import RequestStatus, TileState
 from model_runner.database import (
     FeatureTable,
     JobItem,
@@ -144,6 +144,8 @@ def test_values_from_the_tables_render_as_text(page: Any, ddb_tables: TableNames
         RegionRequestItem(image_id=image_id, region_id=region_id, region_bounds=[[0, 0], [1024, 1024]])
     )
     regions.update_region_request(RegionRequestItem(image_id=image_id, region_id=region_id, message=message))
+    regions.add_tile(image_id, region_id, [[0, 0], [512, 512]], TileState.SUCCEEDED)
+    regions.add_tile(image_id, region_id, [[512, 0], [512, 512]], TileState.FAILED)
     regions.complete_region_request(started, RequestStatus.FAILED)
 
     with serving(monitor_data(ddb_tables, endpoint)) as server:
@@ -158,6 +160,12 @@ def test_values_from_the_tables_render_as_text(page: Any, ddb_tables: TableNames
         page.wait_for_selector("#region-facts:not([hidden])")
         shown_message = page.text_content('#region-facts dd[data-fact="message"]')
         shown_id = page.text_content('#region-facts dd[data-fact="id"]')
+        tiles_visible = page.is_visible("svg#tiles")
+        tile_marks = page.evaluate(
+            "['rect.succeeded', 'rect.failed', 'line.cross']"
+            ".map(s => document.querySelectorAll('svg#tiles ' + s).length)"
+        )
+        failed_listed = page.text_content("#failed-tiles")
         injected = page.evaluate(
             "[document.querySelectorAll('#injected-img, #injected-b, svg[onload]').length, window.__xss]"
         )
@@ -166,6 +174,7 @@ def test_values_from_the_tables_render_as_text(page: Any, ddb_tables: TableNames
     assert title == image_id
     assert shown_message == message and shown_id == region_id
     assert injected == [0, None]
+    assert tiles_visible and tile_marks == [1, 1, 2] and failed_listed == "x 0, y 512, 512 x 512"
 
 
 def test_an_unknown_job_is_a_404_page(page: Any, ddb_tables: TableNames, dynamodb_local_endpoint: str) -> None:

@@ -30,7 +30,8 @@ class FakeFeatures:
             if index % 1000 == 0:
                 self.checks.append(len(self.alive))
             x, y = (index * 37) % 4000, (index * 91) % 2000
-            feature = Feature(properties={"bounds_imcoords": [x, y, x + 10, y + 10]})
+            properties = {"bounds_imcoords": [x, y, x + 10, y + 10]} if index % 100 else {"no": "geometry"}
+            feature = Feature(properties=properties)
             self.alive.add(feature)
             yield feature
 
@@ -50,7 +51,8 @@ def test_the_overview_streams_counts_every_feature_and_samples_the_cap() -> None
     result, alive_counts = overview(20_000, box_cap=500)
 
     assert result["count"] == 20_000 and len(result["boxes"]) == 500 and result["sampled"] is True
-    assert sum(result["density"]["counts"]) == 20_000
+    assert result["without_image_bounds"] == 200  # counted, not drawn
+    assert sum(result["density"]["counts"]) == 19_800
     assert (result["density"]["cols"], result["density"]["rows"]) == (9, 5)  # 4096 / 480, 2048 / 480, rounded up
     assert max(alive_counts) <= 2, "features are kept after they are counted"
     # a uniform sample: boxes from the whole stream, not only its first 500 features
@@ -60,7 +62,7 @@ def test_the_overview_streams_counts_every_feature_and_samples_the_cap() -> None
 def test_a_job_under_the_cap_draws_every_box() -> None:
     result, _ = overview(300, box_cap=500)
 
-    assert result["count"] == 300 and len(result["boxes"]) == 300 and result["sampled"] is False
+    assert result["count"] == 300 and len(result["boxes"]) == 297 and result["sampled"] is False
 
 
 def test_a_huge_image_has_at_most_256_density_cells_a_side(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,7 +75,7 @@ def test_a_huge_image_has_at_most_256_density_cells_a_side(monkeypatch: pytest.M
     density = reader._overview("image", job)["density"]
 
     assert density["cols"] <= monitor_data.MAX_DENSITY_CELLS and density["rows"] <= monitor_data.MAX_DENSITY_CELLS
-    assert density["cell"][0] % 512 == 0 and sum(density["counts"]) == 10
+    assert density["cell"][0] % 512 == 0 and sum(density["counts"]) == 9
 
 
 @pytest.mark.parametrize(
@@ -123,3 +125,16 @@ def test_pairs_and_bounds() -> None:
     assert _fast_bounds({"properties": {"bounds_imcoords": [1, 2, 3, 4]}}) == (1.0, 2.0, 3.0, 4.0)
     assert _fast_bounds({"properties": {"geom_imcoords": [[0, 0], [4, 0], [4, 3]]}}) == (0.0, 0.0, 4.0, 3.0)
     assert _fast_bounds({"properties": {}}) is None and _fast_bounds({}) is None
+
+
+def test_a_running_jobs_overview_is_not_read_back_to_back() -> None:
+    from model_runner.monitor.data import _Cached
+
+    quick = _Cached(at=100.0, ended=False, value={}, took=0.5)
+    slow = _Cached(at=100.0, ended=False, value={}, took=40.0)
+    final = _Cached(at=100.0, ended=True, value={}, took=40.0)
+
+    assert quick.fresh(ended=False, now=109.0) and not quick.fresh(ended=False, now=111.0)
+    assert slow.fresh(ended=False, now=450.0) and not slow.fresh(ended=False, now=501.0)
+    assert not slow.fresh(ended=True, now=101.0)  # the job ended since: read the final features
+    assert final.fresh(ended=True, now=10_000.0)

@@ -215,7 +215,7 @@
           "data-region-id": region.region_id,
           "data-state": region.state,
         });
-        rect.appendChild(el("svg:title", {}, regionText(region)));
+        rect.setAttribute("aria-label", regionText(region));
         rect.addEventListener("click", () => selectRegion(region.region_id));
         rect.addEventListener("mousemove", (event) => {
           tooltip.textContent = regionText(region);
@@ -251,7 +251,7 @@
           for (let col = 0; col < density.cols; col++) {
             const n = density.counts[row * density.cols + col];
             if (!n) continue;
-            ctx.fillStyle = "rgba(168, 85, 247, " + (0.04 + 0.46 * n / density.max).toFixed(3) + ")";
+            ctx.fillStyle = "rgba(255, 255, 255, " + (0.02 + 0.3 * n / density.max).toFixed(3) + ")";
             ctx.fillRect(col * density.cell[0] * sx, row * density.cell[1] * sy,
               density.cell[0] * sx, density.cell[1] * sy);
           }
@@ -282,6 +282,9 @@
       const note = document.getElementById("feature-note");
       if (!overview) return;
       let text = number(overview.count) + " features";
+      if (overview.without_image_bounds) {
+        text += " (" + number(overview.without_image_bounds) + " without image coordinates, not drawn)";
+      }
       if (overview.sampled) {
         text += "; boxes: a uniform sample of " + number(overview.boxes.length) + " (the cap), density: all " +
           number(overview.count);
@@ -347,7 +350,9 @@
             failed.push(el("li", { class: "failed-tile" }, "x " + x + ", y " + y + ", " + w + " x " + h));
           }
         }
-        tiles.hidden = false;
+        tiles.removeAttribute("hidden"); // an SVG element has no .hidden property
+      } else {
+        tiles.setAttribute("hidden", "");
       }
       tiles.replaceChildren(...shapes);
       failedList.replaceChildren(...failed);
