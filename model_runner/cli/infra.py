@@ -27,7 +27,13 @@ from model_runner.infra.cloudformation import (
 from model_runner.infra.iam import ROLE_METHODS, policy_document
 
 #: Options naming a table, per table short name of ``TABLE_MODELS`` (the main command's global options).
-TABLE_OPTIONS = {"job": "job_table", "region": "region_table", "endpoint": "endpoint_table", "feature": "feature_table"}
+TABLE_OPTIONS = {
+    "job": "job_table",
+    "region": "region_table",
+    "endpoint": "endpoint_table",
+    "feature": "feature_table",
+    "requested": "requested_table",
+}
 
 
 def _positive(text: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from model_runner.database import ImageRequestStatusRecord
@@ -80,7 +81,7 @@ def requests_command(args: argparse.Namespace, context: Context) -> int:
     return EXIT_OK
 
 
-def add_parser(commands: Any, common: list[argparse.ArgumentParser]) -> None:
+def add_parser(commands: Any, common: Sequence[argparse.ArgumentParser]) -> None:
     """Register ``requests`` on the command line.
 
     :param commands: Any = the subparsers of the main parser
