@@ -60,6 +60,12 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--skip-features", action="store_true", help="skip the feature path benchmark")
     cli.add_argument("--skip-tiles", action="store_true", help="skip the add_tiles against add_tile benchmark")
     cli.add_argument("--only", default="", help="comma-separated substrings of operation names to measure")
+    cli.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated feature-path variants to run (default all: ours, floor, classic, ours_stream, "
+        "ours_collection, ours_list); e.g. ours,ours_stream for the memory of a streamed 1M aggregation",
+    )
     return cli
 
 
@@ -84,6 +90,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "skip_operations": bool(args.skip_operations),
         "skip_features": bool(args.skip_features),
         "skip_tiles": bool(getattr(args, "skip_tiles", False)),
+        "variants": [part.strip() for part in args.variants.split(",") if part.strip()],
     }
 
 
@@ -145,6 +152,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
                 seed=config["seed"],
                 warmup=not config["quick"],
                 run_id=run_id,
+                variants=tuple(config["variants"]),
             )
             results["feature_path"] = run_feature_path(feature_config, log)
     log("bound-model cache: memory of binding many table names")

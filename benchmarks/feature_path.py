@@ -61,6 +61,7 @@ class FeaturePathConfig:
     :param features_per_tile: int = mean detections per tile
     :param warmup: bool = read the image once, untimed, before the timed aggregations (records the floor's queries)
     :param run_id: str = makes table names and image ids unique to the run
+    :param variants: Sequence[str] = the storage and aggregation variants to run (all when empty)
     """
 
     endpoint_url: str
@@ -73,6 +74,15 @@ class FeaturePathConfig:
     features_per_tile: int = 25
     warmup: bool = True
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    variants: Sequence[str] = ()
+
+    def runs(self, variants: Sequence[str]) -> list[str]:
+        """The variants of a list that this run measures.
+
+        :param variants: Sequence[str] = STORAGE_VARIANTS or AGGREGATION_VARIANTS
+        :return: List[str] = those selected (all when no selection was given)
+        """
+        return [variant for variant in variants if not self.variants or variant in self.variants]
 
 
 # -- storage -----------------------------------------------------------------------------------------------------------
@@ -483,7 +493,7 @@ def run_size(config: FeaturePathConfig, size: int, log: Callable[[str], None] = 
     storage = StorageBench(config, tiles, size)
     storage_runs: dict[str, list[dict[str, Any]]] = {variant: [] for variant in STORAGE_VARIANTS}
     for repetition in range(config.repeat):
-        for variant in _rotated(STORAGE_VARIANTS, repetition):
+        for variant in _rotated(config.runs(STORAGE_VARIANTS), repetition):
             run = _guarded(lambda variant=variant, repetition=repetition: storage.run(variant, repetition))  # type: ignore[misc]
             storage_runs[variant].append(run)
             log(f"  store {variant:<8} rep {repetition + 1}: {run.get('seconds', run.get('error'))}")
@@ -502,7 +512,7 @@ def run_size(config: FeaturePathConfig, size: int, log: Callable[[str], None] = 
     aggregation_runs: dict[str, list[dict[str, Any]]] = {variant: [] for variant in AGGREGATION_VARIANTS}
     queries: list[Any] = []
     read_workers: int | None = None
-    if recorded_queries_table is not None and config.warmup:
+    if recorded_queries_table is not None and config.warmup and "floor" in config.runs(AGGREGATION_VARIANTS):
         warm = _guarded(
             lambda: run_child({**base, "variant": "ours_stream", "table": recorded_queries_table, "capture": True})
         )
@@ -510,7 +520,7 @@ def run_size(config: FeaturePathConfig, size: int, log: Callable[[str], None] = 
         read_workers = warm.get("read_workers") or read_workers
         log(f"  aggregate warm-up (recording queries): {warm.get('seconds', warm.get('error'))}")
     for repetition in range(config.repeat):
-        for variant in _rotated(AGGREGATION_VARIANTS, repetition):
+        for variant in _rotated(config.runs(AGGREGATION_VARIANTS), repetition):
             spec: dict[str, Any] = {**base, "variant": variant}
             if variant.startswith("ours"):
                 spec["table"] = storage.tables.get("ours")

@@ -23,14 +23,15 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
-from .attributes import deserialize_value, serialize_value, to_native
+from . import classic_api
+from .attributes import deserialize_value as deserialize_value  # re-exported: the classic import path
+from .attributes import serialize_value as serialize_value  # re-exported: the classic import path
+from .attributes import to_native
 from .binding import TableSettings, bind_model
 from .exceptions import (
     CONDITION_FAILED,
     DatabaseError,
     DDBBatchWriteException,
-    DDBException,
-    DDBUpdateException,
     describe,
     error_code,
 )
@@ -228,7 +229,9 @@ class DDBHelper:
     chained from its cause, and transient failures are retried with :mod:`model_runner.database.retry`.
 
     :param table_name: Optional[str] = the table; when None, the variable ``table_env_var`` of the class is read now
-    :param item_class: Optional[Type[DDBItem]] = the model of the table (subclasses set it as a class attribute)
+    :param item_class: Optional[Type[DDBItem]] = the model of the table (subclasses set it as a class attribute);
+        None for a helper on any table, whose items are bare or dataclass DDBItems with a ``ddb_key`` (the dictionary
+        path of :mod:`model_runner.database.classic_api`)
     :param host: Optional[str] = endpoint URL; when None, AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL
     :param region: Optional[str] = region; when None, AWS_REGION or AWS_DEFAULT_REGION
     :param max_pool_connections: Optional[int] = HTTP connections shared by the threads using this table
@@ -264,8 +267,8 @@ class DDBHelper:
         connect_timeout_seconds: float | None = None,
     ) -> None:
         model = item_class or self.item_class
-        if model is None:
-            raise TypeError(f"{type(self).__name__} needs an item_class")
+        #: The item class given (None for a helper on any table): its items take the model path.
+        self.item_model: type[DDBItem] | None = model
         options: dict[str, Any] = {}
         if max_pool_connections is not None:
             options["max_pool_connections"] = max_pool_connections
@@ -280,7 +283,7 @@ class DDBHelper:
         self.settings = TableSettings.resolve(table_name, self.table_env_var, host=host, region=region, **options)
         self.table_name: str = self.settings.table_name
         self.retry_policy = retry_policy or DEFAULT_POLICY
-        self.model: type[DDBItem] = bind_model(model, self.settings)
+        self.model: type[DDBItem] = bind_model(model or DDBItem, self.settings)
         self.table = self.model
 
     @property
@@ -375,6 +378,14 @@ class DDBHelper:
             return err
         return None
 
+    def is_model_item(self, item: DDBItem) -> bool:
+        """Tell whether an item takes the model path: the helper has an item class and the item is one of it.
+
+        :param item: DDBItem = the item
+        :return: bool = True for the model path, False for the dictionary path
+        """
+        return self.item_model is not None and isinstance(item, self.item_model)
+
     def bind(self, item: ItemT) -> ItemT:
         """Return ``item`` as an instance of the bound model (the same object when it already is one).
 
@@ -437,34 +448,22 @@ class DDBHelper:
         :return: Dict[str, Any] = the stored item, attribute name to value; empty when there is none
         :raises DDBException: when the request fails
         """
-        hash_value, range_value = ddb_item.key_values()
-        return self.as_dict(self._read_item(DDBException, "get item", hash_value, range_value))
+        return classic_api.get_item(self, ddb_item)
 
-    def put_ddb_item(self, ddb_item: DDBItem, condition_expression: Condition | str | None = None) -> dict[str, Any]:
+    def put_ddb_item(self, ddb_item: DDBItem, condition_expression: Any = None) -> dict[str, Any]:
         """Put a DynamoDB item into the table, replacing an item with the same key unless a condition says otherwise.
 
         :param ddb_item: DDBItem = item that we want to put (required)
-        :param condition_expression: Union[Condition, str, None] = condition that must hold for the put to succeed: a
-            PynamoDB condition (``JobItem.image_id.does_not_exist()``), or, on the legacy path, a DynamoDB condition
-            expression string whose bare attribute names are passed as expression attribute names
+        :param condition_expression: Any = condition that must hold for the put to succeed: a PynamoDB condition
+            (``JobItem.image_id.does_not_exist()``), a boto3 condition (``Attr("endpoint").not_exists()``, as classic
+            code passes), or a DynamoDB condition expression string whose bare attribute names are passed as
+            expression attribute names
 
         :return: Dict[str, Any] = the response of the put_item request
         :raises DDBException: when the request fails or the condition does not hold (``code`` is
             ``ConditionalCheckFailedException``)
         """
-        item = self.bind(ddb_item)
-        key = self.get_keys(item)
-        if isinstance(condition_expression, str):
-            expression, names = self.legacy_expression(condition_expression)
-            params: dict[str, Any] = {
-                "TableName": self.table_name,
-                "Item": item.serialize(),
-                "ConditionExpression": expression,
-            }
-            if names:
-                params["ExpressionAttributeNames"] = names
-            return dict(self._run(lambda: self.client.put_item(**params), DDBException, "put item", key))
-        return dict(self._run(lambda: item.save(condition=condition_expression), DDBException, "put item", key))
+        return classic_api.put_item(self, ddb_item, condition_expression)
 
     def batch_write_items(
         self,
@@ -492,9 +491,8 @@ class DDBHelper:
         :return: None
         :raises DDBBatchWriteException: naming how many items were left unwritten
         """
-        requests = [{"PutRequest": {"Item": self.bind(item).serialize()}} for item in ddb_items]
         policy = RetryPolicy(max_attempts=max_retries + 1, max_delay=max_delay, max_total=max_total)
-        self.send_batch(requests, policy, on_retry)
+        classic_api.batch_put(self, ddb_items, policy, on_retry)
 
     def batch_delete_keys(self, keys: Sequence[Mapping[str, Any]], policy: RetryPolicy | None = None) -> None:
         """Delete items by key in batches, with the backoff of :meth:`batch_write_items`.
@@ -564,14 +562,13 @@ class DDBHelper:
         :return: Dict[str, Any] = response from the delete_item request
         :raises DDBException: when the request fails
         """
-        item = self.bind(ddb_item)
-        return dict(self._run(item.delete, DDBException, "delete item", self.get_keys(item)))
+        return classic_api.delete_item(self, ddb_item)
 
     def update_ddb_item(
         self,
         ddb_item: DDBItem,
         update_exp: str | Sequence[Action] | None = None,
-        update_attr: dict[str, Any] | None = None,
+        update_attr: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Update a stored item; the update never creates a missing item.
 
@@ -581,30 +578,22 @@ class DDBHelper:
         - ``update_exp`` a list of PynamoDB actions (``JobItem.region_count.set(4)``, ``X.add(1)``): applied as given.
         - ``update_exp`` a string (the **legacy path** of the classic boto3 helper) with ``update_attr`` holding its
           ``:values`` (and optionally ``#names``): every bare attribute name in the expression is passed as an
-          expression attribute name, every value as an expression attribute value.
+          expression attribute name (never colliding with a ``#name`` of the caller's), every value as an expression
+          attribute value. On an item of the helper's model, each value is first checked against the attribute it is
+          written to: ``SET region_count = :c`` with ``"4"`` raises before any request.
+
+        ``update_attr`` without ``update_exp`` raises DDBUpdateException, as in the classic helper.
 
         :param ddb_item: DDBItem = item that we want to update (required)
         :param update_exp: Union[str, Sequence[Action], None] = the update, as described above
         :param update_attr: Optional[Dict[str, Any]] = values (``:name``) and names (``#name``) of a legacy expression
 
         :return: Dict[str, Any] = the new ddb item as a dict
-        :raises DDBUpdateException: when the item does not exist (code ``ConditionalCheckFailedException``) or the
-            request fails
+        :raises DDBUpdateException: when the item does not exist (code ``ConditionalCheckFailedException``), there is
+            nothing to update, ``update_attr`` comes without an expression, a value is refused by its attribute, or
+            the request fails
         """
-        item = self.bind(ddb_item)
-        key = self.get_keys(item)
-        hash_attr = getattr(self.model, str(self.model._hash_keyname))
-        if isinstance(update_exp, str):
-            return self._legacy_update(item, update_exp, update_attr or {}, key)
-        actions = list(update_exp) if update_exp is not None else self.actions_for(item)
-        if not actions:
-            raise self.error(DDBUpdateException, "update (nothing to update)", key, None)
-
-        def update() -> None:
-            item.update(actions=actions, condition=hash_attr.exists())
-
-        self._run(update, DDBUpdateException, "update item", key)
-        return self.as_dict(item)
+        return classic_api.update_item(self, ddb_item, update_exp, update_attr)
 
     def actions_for(self, item: DDBItem, exclude: Iterable[str] = ()) -> list[Action]:
         """Return SET actions for the set, non-key attributes of an item.
@@ -627,58 +616,16 @@ class DDBHelper:
             if name not in skip and value is not None
         ]
 
-    def _legacy_update(
-        self, item: DDBItem, update_exp: str, update_attr: Mapping[str, Any], key: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        expression, names = self.legacy_expression(update_exp)
-        names.update({k: str(v) for k, v in update_attr.items() if k.startswith("#")})
-        hash_placeholder = "#__hash_key"
-        names[hash_placeholder] = self.model.get_attributes()[str(self.model._hash_keyname)].attr_name
-        values = {k: serialize_value(v) for k, v in update_attr.items() if not k.startswith("#")}
-        params: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": {k: serialize_value(v) for k, v in self.get_keys(item).items()},
-            "UpdateExpression": expression,
-            "ConditionExpression": f"attribute_exists({hash_placeholder})",
-            "ExpressionAttributeNames": names,
-            "ReturnValues": "ALL_NEW",
-        }
-        if values:
-            params["ExpressionAttributeValues"] = values
-        response = self._run(lambda: self.client.update_item(**params), DDBUpdateException, "update item", key)
-        # the same names as the other forms return: Python names for the model's attributes, others as stored
-        python_names = {attribute.attr_name: name for name, attribute in self.model.get_attributes().items()}
-        return {python_names.get(k, k): deserialize_value(v) for k, v in response.get("Attributes", {}).items()}
-
     @staticmethod
     def legacy_expression(expression: str) -> tuple[str, dict[str, str]]:
         """Rewrite a legacy expression so that every bare attribute name becomes an expression attribute name.
 
-        ``SET region_count = :c`` becomes ``SET #n0 = :c`` with ``{"#n0": "region_count"}``; placeholders
-        (``#x``, ``:x``), keywords and function names are kept, and the generated placeholders never reuse one the
-        expression already has.
+        See :func:`model_runner.database.classic_api.legacy_expression`.
 
         :param expression: str = the legacy update or condition expression
         :return: Tuple[str, Dict[str, str]] = the expression with placeholders, and the names they stand for
         """
-        names: dict[str, str] = {}
-        placeholders: dict[str, str] = {}
-        taken = set(_PLACEHOLDER.findall(expression))
-
-        def substitute(match: re.Match[str]) -> str:
-            word = match.group(1)
-            if word.upper() in _LEGACY_KEYWORDS:
-                return word
-            if word not in placeholders:
-                index = len(placeholders)
-                while f"#n{index}" in taken:
-                    index += 1
-                placeholders[word] = f"#n{index}"
-                taken.add(placeholders[word])
-                names[placeholders[word]] = word
-            return placeholders[word]
-
-        return _LEGACY_NAME.sub(substitute, expression), names
+        return classic_api.legacy_expression(expression)
 
     def query_items(self, ddb_item: DDBItem) -> list[dict[str, Any]]:
         """Query the table for all items of a given hash key: every page, strongly consistent.
@@ -688,43 +635,24 @@ class DDBHelper:
         :return: List[Dict[str, Any]] = the items, as dictionaries
         :raises DDBException: when the request fails
         """
-        hash_value, _ = ddb_item.key_values()
-        key = {ddb_item.ddb_key.hash_key: hash_value}
-
-        def query() -> list[dict[str, Any]]:
-            return [self.as_dict(item) for item in self.model.query(hash_value, consistent_read=True)]
-
-        return self._run(query, DDBException, "query", key)
+        return classic_api.query(self, ddb_item)
 
     @staticmethod
     def get_update_params(body: dict[str, Any], ddb_item: DDBItem) -> tuple[str, dict[str, Any]]:
-        """Generate a legacy update expression and its attributes from a dictionary of new values.
+        """Generate an update expression and a dict of values to update a dynamodb table.
 
-        Keys of the item and None values are left out. An attribute of the item's model is written under its stored
-        name (``attr_name``), any other name as given. Names and values both go through placeholders: the
-        returned dictionary holds ``#nN`` entries (attribute names) and ``:vN`` entries (values), which
-        :meth:`update_ddb_item` passes as ExpressionAttributeNames and ExpressionAttributeValues.
+        The classic shape, usable as it is with boto3's ``update_item(UpdateExpression=...,
+        ExpressionAttributeValues=...)``: ``("SET a = :a, b = :b", {":a": ..., ":b": ...})``, with the item's keys
+        and None values left out (see :func:`model_runner.database.classic_api.classic_update_params`). The
+        expression is a ``str`` that also remembers a form with placeholders for the names: given back to
+        :meth:`update_ddb_item`, that form is sent, so any attribute name is written literally.
 
         :param body: Dict = the body of the request that contains the updated data
         :param ddb_item: DDBItem = the item (its keys are not updated)
 
         :return: Tuple[str, Dict[str, Any]] = the generated update expression and attributes
         """
-        model_attributes = type(ddb_item).get_attributes()
-        stored_names = {name: attribute.attr_name for name, attribute in model_attributes.items()}
-        key = ddb_item.ddb_key
-        keys = {key.hash_key, key.range_key}
-        clauses: list[str] = []
-        attributes: dict[str, Any] = {}
-        for name, value in body.items():
-            stored_name = stored_names.get(name, name)
-            if stored_name in keys or name in keys or value is None:
-                continue
-            index = len(clauses)
-            clauses.append(f"#n{index} = :v{index}")
-            attributes[f"#n{index}"] = stored_name
-            attributes[f":v{index}"] = value
-        return ("SET " + ", ".join(clauses) if clauses else ""), attributes
+        return classic_api.classic_update_params(body, ddb_item)
 
     @staticmethod
     def get_keys(ddb_item: DDBItem) -> dict[str, Any]:

@@ -133,7 +133,7 @@ class AddFeaturesException(DatabaseError):
     """Features could not be stored; nothing of the failing call was written when raised before the first write."""
 
 
-class GetFeaturesException(DatabaseError):
+class GetFeaturesException(ClientCompatibleError):
     """Features could not be read back (aggregation failed)."""
 
 

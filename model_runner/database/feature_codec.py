@@ -324,6 +324,22 @@ def decompress(payload: bytes) -> bytes:
         raise ValueError(f"corrupt feature payload: {err}") from err
 
 
+def decoded_size(payload: bytes) -> int:
+    """Return the bytes :func:`decompress` will return for a payload, as its zstd frame declares them.
+
+    :param payload: bytes = the value of an item's binary attribute
+    :return: int = bytes; an estimate (8 times the payload) when the frame does not say or the payload is not ours
+    """
+    if len(payload) > 1 and payload[0] == CODEC_JSON_LINES_ZSTD:
+        try:
+            size = zstandard.frame_content_size(payload[1:])
+        except zstandard.ZstdError:
+            size = -1
+        if size >= 0:
+            return int(size)
+    return 8 * len(payload)
+
+
 def decode_lines(lines: bytes) -> list[dict[str, Any]]:
     """Decode newline-delimited features into dictionaries (one orjson call for all of them).
 

@@ -154,6 +154,10 @@ ADD_TILE_ATTEMPTS = 3
 #: operators and about 3.1 KB. Longer lists are recorded in consecutive requests of this many tiles.
 MAX_TILES_PER_REQUEST = 99
 
+#: Conditional updates :meth:`RegionRequestTable.start_region_request` tries while other workers start and end the
+#: region in between.
+START_ATTEMPTS = 3
+
 
 def normalize_tile(tile: Any) -> list[list[int]]:
     """Check a tile and return it as stored: ``[[row, col], [width, height]]``.
@@ -274,10 +278,13 @@ class RegionRequestTable(DDBHelper):
           message, a region requeued after a crash, or our own retry of a request whose response was lost);
         - the other attributes set on the item (job_id, region_bounds, tile_size, ...) are written as given.
 
-        The update is conditional on the region not having ended after this call began (no end_time, or one not later
-        than the call's time): a start that reaches DynamoDB late, after the region was started again and completed
-        (a request held in the network past the client's timeout, then applied), changes nothing and the stored region
-        is returned; it can no longer turn a completed region back to STARTED.
+        The update is conditional on the region having no end_time. A start that reaches DynamoDB late, after the
+        region was started again and completed (a request held in the network past the client's timeout, then
+        applied), therefore changes nothing: it can never turn a completed region back to STARTED. A start that finds
+        the region ended reads it (consistent get) and restarts it on condition that its end_time and
+        region_retry_count are still the ones read, so that request too changes nothing if it arrives late. No host's
+        clock is compared with another's: the guard holds whatever the skew between workers (the clock only gives the
+        times written).
 
         The caller's item is not modified: use the returned one.
 
@@ -303,16 +310,27 @@ class RegionRequestTable(DDBHelper):
             *self.actions_for(region_request_item, exclude=START_ATTRIBUTES),
         ]
         image_id, region_id = region_request_item.image_id, region_request_item.region_id
-        region = self._new_region(image_id, region_id)
-        not_ended_since = item.end_time.does_not_exist() | (item.end_time <= now)
-        stale = self._conditional_update(region, actions, not_ended_since, StartRegionException, "start region request")
-        if stale is None:
-            return region
-        stored = self._read(image_id, region_id, StartRegionException, "start region request (read region)")
-        if stored is None:  # deleted between the two requests
-            key = {"image_id": image_id, "region_id": region_id}
-            raise self.error(StartRegionException, "start region request (region vanished)", key, stale) from stale
-        return stored
+        # The late-start guard compares stored values with stored values, never two hosts' clocks: a blind start
+        # applies only to a region that has not ended; an ended region is restarted only while it is the one read.
+        condition: Condition = item.end_time.does_not_exist()
+        stored: RegionRequestItem | None = None
+        for _ in range(START_ATTEMPTS):
+            region = self._new_region(image_id, region_id)
+            stale = self._conditional_update(region, actions, condition, StartRegionException, "start region request")
+            if stale is None:
+                return region
+            stored = self._read(image_id, region_id, StartRegionException, "start region request (read region)")
+            if stored is None:  # deleted between the two requests
+                key = {"image_id": image_id, "region_id": region_id}
+                raise self.error(StartRegionException, "start region request (region vanished)", key, stale) from stale
+            if stored.end_time is None:  # started again meanwhile
+                condition = item.end_time.does_not_exist()
+                continue
+            retries = stored.region_retry_count
+            condition = (item.end_time == stored.end_time) & (
+                item.region_retry_count.does_not_exist() if retries is None else item.region_retry_count == retries
+            )
+        return cast(RegionRequestItem, stored)  # other workers kept starting and ending it: theirs are the starts
 
     def complete_region_request(
         self, region_request_item: RegionRequestItem, region_status: RequestStatus | str

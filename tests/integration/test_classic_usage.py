@@ -50,6 +50,9 @@ class Backend:
 @pytest.fixture(params=["dynamodb-local", "moto"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
     """The four tables, on DynamoDB Local or on moto; the endpoint is in the environment as on a classic worker."""
+    # the session's environment first: what this fixture changes is then restored to it, not to an older state
+    endpoint = request.getfixturevalue("dynamodb_local_endpoint") if request.param == "dynamodb-local" else None
+    request.getfixturevalue("aws_test_env")
     names = TableNames.resolve(prefix=f"c{uuid.uuid4().hex[:10]}-")
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -66,7 +69,7 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
             create_tables(names)
             yield Backend(names, None)
         return
-    endpoint = request.getfixturevalue("dynamodb_local_endpoint")
+    assert endpoint is not None
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
     create_tables(names, host=endpoint)
     yield Backend(names, endpoint)
@@ -191,3 +194,135 @@ def test_ddb_key_is_assignable_on_every_item() -> None:
     assert bare.ddb_key == DDBKey(hash_key="pk", hash_value="v")
     with pytest.raises(TypeError):
         job.ddb_key = DDBKey(hash_key="not_a_key", hash_value="x")
+
+
+# -- DDBHelper on any table, with plain dictionaries ---------------------------------------------------------------
+
+
+@dataclass
+class CustomItem(DDBItem):
+    """An item of a user's own table, written as for the classic helper: a dataclass with its key set after init."""
+
+    group: str
+    name: str | None = None
+    count: int | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        self.ddb_key = DDBKey(hash_key="group", hash_value=self.group, range_key="name", range_value=self.name)
+
+
+@pytest.fixture
+def custom_table(backend: Backend) -> Iterator[str]:
+    """A table of the user's own, created with raw boto3: hash key ``group``, range key ``name``."""
+    name = f"custom-{uuid.uuid4().hex[:8]}"
+    client = backend.client()
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "group", "KeyType": "HASH"}, {"AttributeName": "name", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "group", "AttributeType": "S"},
+            {"AttributeName": "name", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.get_waiter("table_exists").wait(TableName=name)
+    yield name
+    client.delete_table(TableName=name)
+
+
+def test_a_helper_from_a_table_name_alone_works_on_dataclass_items(custom_table: str) -> None:
+    helper = DDBHelper(custom_table)
+    helper.put_ddb_item(CustomItem("g", "a", 1, "first"))
+    helper.batch_write_items([CustomItem("g", f"b{n}", n) for n in range(30)])
+    assert helper.get_ddb_item(CustomItem("g", "a")) == {"group": "g", "name": "a", "count": 1, "label": "first"}
+    updated = helper.update_ddb_item(CustomItem("g", "a", count=2))
+    assert updated == {"group": "g", "name": "a", "count": 2, "label": "first"}
+    legacy = helper.update_ddb_item(CustomItem("g", "a"), "SET count = count + :one, size = :s", {":one": 1, ":s": 9})
+    assert (legacy["count"], legacy["size"]) == (3, 9)  # count and size are reserved words in DynamoDB
+    assert len(helper.query_items(CustomItem("g"))) == 31
+    helper.delete_ddb_item(CustomItem("g", "a"))
+    assert helper.get_ddb_item(CustomItem("g", "a")) == {}
+
+
+def test_a_bare_ddb_item_with_an_assigned_key_works_on_any_table(custom_table: str) -> None:
+    helper = DDBHelper(custom_table)
+    item = DDBItem()
+    item.ddb_key = DDBKey(hash_key="group", hash_value="bare", range_key="name", range_value="one")
+    helper.put_ddb_item(item)
+    helper.update_ddb_item(item, "SET label = :l", {":l": "set later"})
+    assert helper.get_ddb_item(item) == {"group": "bare", "name": "one", "label": "set later"}
+    whole_group = DDBItem()
+    whole_group.ddb_key = DDBKey(hash_key="group", hash_value="bare")
+    assert [row["name"] for row in helper.query_items(whole_group)] == ["one"]
+    helper.delete_ddb_item(item)
+    assert helper.query_items(whole_group) == []
+
+
+def test_a_boto3_condition_guards_a_put_as_in_the_classic_upsert(custom_table: str) -> None:
+    from boto3.dynamodb.conditions import Attr
+
+    helper = DDBHelper(custom_table)
+    helper.put_ddb_item(CustomItem("g", "once", 1), Attr("group").not_exists())
+    with pytest.raises(ClientError) as caught:
+        helper.put_ddb_item(CustomItem("g", "once", 2), Attr("group").not_exists())
+    assert caught.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert helper.get_ddb_item(CustomItem("g", "once"))["count"] == 1
+
+
+def test_get_update_params_feeds_a_raw_boto3_update(backend: Backend) -> None:
+    jobs = JobTable(backend.names.job)
+    jobs.start_image_request(JobItem("image-p", "job-p"))
+    item = JobItem("image-p", region_count=4, width=640, extents="[0, 0, 640, 480]")
+    expression, values = DDBHelper.get_update_params(item.to_update(), item)
+    assert expression.startswith("SET ") and "#" not in expression
+    table = boto3.resource("dynamodb", endpoint_url=backend.endpoint, region_name="us-east-1").Table(backend.names.job)
+    table.update_item(Key=DDBHelper.get_keys(item), UpdateExpression=expression, ExpressionAttributeValues=values)
+    stored = jobs.get_image_request("image-p")
+    assert (stored.region_count, stored.width, stored.extents, stored.job_id) == (4, 640, "[0, 0, 640, 480]", "job-p")
+
+
+def test_update_attributes_without_an_expression_raise_as_in_the_classic(backend: Backend) -> None:
+    jobs = JobTable(backend.names.job)
+    jobs.start_image_request(JobItem("image-u"))
+    with pytest.raises(DDBUpdateException):
+        jobs.update_ddb_item(JobItem("image-u", width=5), update_attr={":w": 7})
+    assert jobs.get_image_request("image-u").width is None
+
+
+# -- issue 14, item 5: the legacy update string path ---------------------------------------------------------------
+
+
+def test_a_callers_placeholder_never_stands_for_a_generated_one(backend: Backend) -> None:
+    jobs = JobTable(backend.names.job)
+    jobs.start_image_request(JobItem("image-n", width=1, height=2))
+    # the generated placeholder for region_count must not be #n0, which the caller uses for width
+    stored = jobs.update_ddb_item(
+        JobItem("image-n"), "SET region_count = :c, #n0 = :w", {":c": 4, ":w": 640, "#n0": "width"}
+    )
+    assert (stored["region_count"], stored["width"], stored["height"]) == (4, 640, 2)
+    # a #n0 the expression does not use: before the fix it replaced the generated #n0 and the write hit width
+    try:
+        jobs.update_ddb_item(JobItem("image-n"), "SET region_count = :c", {":c": 5, "#n0": "width"})
+    except DDBUpdateException as err:  # DynamoDB refuses a name the expression does not use
+        assert err.code == "ValidationException"
+    job = jobs.get_image_request("image-n")
+    assert job.width == 640 and job.region_count in (4, 5)
+
+
+def test_a_value_the_attribute_refuses_is_refused_before_the_request(backend: Backend) -> None:
+    jobs = JobTable(backend.names.job)
+    jobs.start_image_request(JobItem("image-v", region_count=2))
+    for expression, values in (
+        ("SET region_count = :c", {":c": "4"}),
+        ("SET region_count = if_not_exists(region_count, :c)", {":c": "4"}),
+        ("SET region_success = region_success + :one", {":one": "1"}),
+        ("ADD region_error :one", {":one": "1"}),
+        ("SET image_url = :u", {":u": 5}),
+    ):
+        with pytest.raises(DDBUpdateException) as caught:
+            jobs.update_ddb_item(JobItem("image-v"), expression, values)
+        assert isinstance(caught.value.__cause__, (TypeError, ValueError))
+    job = jobs.get_image_request("image-v")  # still readable: nothing was written
+    assert (job.region_count, job.region_success, job.region_error, job.image_url) == (2, 0, 0, None)
+    assert jobs.complete_region_request("image-v", error=False).region_success == 1

@@ -346,8 +346,8 @@ def test_get_update_params_leaves_out_keys_and_none() -> None:
         {"group": "g", "pk": "g", "name": "n", "amount": 1, "label": None, "ratio": 0.5},
         SampleItem(group="g", name="n"),
     )
-    assert expression == "SET #n0 = :v0, #n1 = :v1"
-    assert attributes == {"#n0": "amount", ":v0": 1, "#n1": "ratio", ":v1": 0.5}
+    assert expression == "SET amount = :amount, ratio = :ratio"
+    assert attributes == {":amount": 1, ":ratio": 0.5}
 
 
 def test_convert_decimal() -> None:

@@ -21,7 +21,13 @@ from aws_embedded_metrics.logger.metrics_context import MetricsContext
 from aws_embedded_metrics.logger.metrics_logger import MetricsLogger
 
 from model_runner.common import ImageRegion
-from model_runner.database import AddFeaturesException, FeatureTable, GetFeaturesException, JobItem
+from model_runner.database import (
+    AddFeaturesException,
+    ConfigurationError,
+    FeatureTable,
+    GetFeaturesException,
+    JobItem,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -256,19 +262,41 @@ def test_a_large_feature_that_compresses_well_is_stored(feature_table: FeatureTa
 # -- exactly once --------------------------------------------------------------------------------------------------
 
 
-def test_the_same_tile_written_twice_is_stored_once(feature_table: FeatureTable) -> None:
+def test_the_same_tile_written_twice_is_read_once(feature_table: FeatureTable) -> None:
     rng = random.Random(11)
     tile: ImageRegion = ((480, 960), (512, 512))
     features = [detection("img-retry", tile, n, rng) for n in range(300)]
     feature_table.add_features(features, source_tile=tile)
-    items_after_first = sorted(item["range_key"]["S"] for item in scan(feature_table))
+    first = scan(feature_table)
+    assert len(first) == 1  # one call, one item
 
     # the retry produces the same detections in another order, as fresh dicts with another key order
     retried = [dict(reversed(list(json.loads(json.dumps(f)).items()))) for f in reversed(features)]
     feature_table.add_features(retried, source_tile=[[480, 960], [512, 512]])  # type: ignore[arg-type]
 
-    assert sorted(item["range_key"]["S"] for item in scan(feature_table)) == items_after_first
+    stored = scan(feature_table)
+    assert len(stored) == 2  # a write of its own (never a part of another write), the same payload
+    assert {item["p"]["B"] for item in stored} == {first[0]["p"]["B"]}
     assert by_id(feature_table.get_features("img-retry")) == by_id(features)
+
+
+def test_a_retry_cut_off_half_way_leaves_the_earlier_write_in_force(feature_table: FeatureTable) -> None:
+    """A tile is never lost: a retry (other features, another split) that dies between its items is ignored."""
+    rng = random.Random(37)
+    tile: ImageRegion = ((0, 0), (512, 512))
+    first = [box_feature("img-keep", f"a-{i}", [5, 5, 9, 9], blob=random_text(100_000, rng)) for i in range(6)]
+    feature_table.add_features(first, source_tile=tile)
+    before = {item["range_key"]["S"] for item in scan(feature_table)}
+    second = [box_feature("img-keep", f"b-{i}", [5, 5, 9, 9], blob=random_text(90_000, rng)) for i in range(15)]
+    feature_table.add_features(second, source_tile=tile)
+    retry = [item for item in scan(feature_table) if item["range_key"]["S"] not in before]
+    assert len(retry) >= 2 and len(before) >= 2 and len(retry) != len(before)
+
+    lost = retry[0]  # as if the worker had died before sending this item of the retry
+    feature_table.client.delete_item(
+        TableName=feature_table.table_name, Key={"hash_key": lost["hash_key"], "range_key": lost["range_key"]}
+    )
+    assert by_id(feature_table.get_features("img-keep")).keys() == {f"a-{i}" for i in range(6)}
 
 
 def test_two_tiles_sharing_a_key_group_are_both_kept(feature_table: FeatureTable) -> None:
@@ -310,7 +338,7 @@ def test_a_write_cut_off_half_way_is_not_seen_until_it_is_repeated(feature_table
     feature_table.add_features([box_feature("img-cut", "other", [5, 5, 9, 9])], source_tile=((0, 480), (512, 512)))
     feature_table.add_features(features, source_tile=tile)
     items = [item for item in scan(feature_table) if item["range_key"]["S"].startswith("r0c0w512h512#")]
-    assert len(items) >= 3
+    assert len(items) >= 2
 
     # lose one item of the write, as if the batch writer had died before sending it
     lost = items[1]
@@ -398,6 +426,80 @@ def test_items_in_the_classic_layout_are_read(feature_table: FeatureTable) -> No
     assert by_id(json.loads(out.getvalue())["features"]) == expected
 
 
+def put_previous_layout(table: FeatureTable, image_id: str, features: list[Any], source: str | None) -> None:
+    """Store items as the previous layout of this package did (one item per tile key span, ``g``/``m``/``t``)."""
+    from model_runner.database import feature_codec as codec
+
+    payload = codec.compress(sorted(codec.encode_feature(feature) for feature in features))
+    if source is None:
+        item = {"hash_key": {"S": f"{image_id}-7"}, "range_key": {"S": "0:0:0:0#5e1f0c#0"}}
+    else:
+        item = {
+            "hash_key": {"S": f"{image_id}-9"},
+            "range_key": {"S": f"{source}#9a8b7c#0:0:0:0#0"},
+            "s": {"S": source},
+            "g": {"S": "9a8b7c"},
+            "m": {"N": "1"},
+            "t": {"N": "1700000000000"},
+        }
+    table.client.put_item(
+        TableName=table.table_name, Item={**item, "p": {"B": payload}, "n": {"N": str(len(features))}}
+    )
+
+
+def test_every_layout_is_read_mixed_in_one_image(dynamodb_local_endpoint: str, feature_table: FeatureTable) -> None:
+    image = "img-mixed"
+    made = {name: [box_feature(image, f"{name}-{i}", [i, i, i + 3, i + 3]) for i in range(4)] for name in
+            ("classic", "previous-tile", "previous-plain", "compact-tile", "compact-plain", "classic-tile",
+             "classic-plain")}  # fmt: skip
+    put_classic(feature_table, image, 3, "img-mixed-region-0:0:0:0-1f0e", made["classic"])
+    put_previous_layout(feature_table, image, made["previous-tile"], "r0c480w512h512")
+    put_previous_layout(feature_table, image, made["previous-plain"], None)
+    feature_table.add_features(made["compact-tile"], source_tile=((0, 0), (512, 512)))
+    feature_table.add_features(made["compact-plain"])
+    classic_writer = FeatureTable(
+        feature_table.table_name, (512, 512), (32, 32), host=dynamodb_local_endpoint, write_format="classic"
+    )
+    classic_writer.add_features(made["classic-tile"], source_tile=((480, 0), (512, 512)))
+    classic_writer.add_features(made["classic-plain"])
+
+    expected = by_id([feature for features in made.values() for feature in features])
+    assert by_id(feature_table.get_features(image)) == expected
+    assert by_id(classic_writer.get_features(image)) == expected
+    assert by_id(list(feature_table.iter_features(image))) == expected
+    out = io.StringIO()
+    assert feature_table.write_feature_collection(image, out) == len(expected)
+    assert by_id(json.loads(out.getvalue())["features"]) == expected
+
+
+def test_the_classic_write_format_writes_lists_of_geojson_strings_only(
+    dynamodb_local_endpoint: str, feature_table: FeatureTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEATURE_WRITE_FORMAT", "classic")
+    from_env = FeatureTable(feature_table.table_name, (512, 512), (32, 32), host=dynamodb_local_endpoint)
+    assert from_env.write_format == "classic"
+    argument_first = FeatureTable(
+        feature_table.table_name, (512, 512), (32, 32), host=dynamodb_local_endpoint, write_format="compact"
+    )
+    assert argument_first.write_format == "compact"
+    features = [box_feature("img-cf", f"c-{i}", [i * 100, 10, i * 100 + 20, 30]) for i in range(10)]
+    from_env.add_features(features, source_tile=((0, 0), (512, 512)))
+    from_env.add_features([box_feature("img-cf", "plain", [1, 1, 2, 2])])
+
+    items = scan(feature_table)
+    assert items and all("p" not in item and "features" in item for item in items)
+    assert all(kind in ("S", "N", "L") for item in items for value in item.values() for kind in value)
+    assert {item["tile_id"]["S"] for item in items} >= {"0:0:0:0", "1:1:0:0"}  # the classic tile key spans
+    strings = [json.loads(text["S"]) for item in items for text in item["features"]["L"]]
+    assert by_id(strings) == by_id([*features, box_feature("img-cf", "plain", [1, 1, 2, 2])])
+
+    monkeypatch.setenv("FEATURE_WRITE_FORMAT", "gzip")
+    with pytest.raises(ConfigurationError, match="FEATURE_WRITE_FORMAT"):
+        FeatureTable(feature_table.table_name, host=dynamodb_local_endpoint)
+    with pytest.raises(ConfigurationError, match="write_format"):
+        FeatureTable(feature_table.table_name, host=dynamodb_local_endpoint, write_format="json")
+
+
 def test_an_item_of_an_unknown_codec_fails_loudly(feature_table: FeatureTable) -> None:
     feature_table.client.put_item(
         TableName=feature_table.table_name,
@@ -452,9 +554,10 @@ def test_streaming_200000_features_keeps_memory_flat(feature_table: FeatureTable
     sink = NullSink()
     written, written_peak = peak_while(lambda: feature_table.write_feature_collection(image_id, sink))
     assert written == 200_000 and sink.written > json_bytes * 0.9
-    # the whole result is over 100 MB as JSON (several times that as Python objects); streaming holds a few items
-    assert streamed_peak < json_bytes / 4, (streamed_peak, json_bytes)
-    assert written_peak < json_bytes / 4, (written_peak, json_bytes)
+    # the whole result is over 100 MB as JSON (several times that as Python objects); streaming holds what its 16
+    # threads read (a query page each, at most 1 MB of compressed items, parsed) and 8 MB of decompressed features
+    assert streamed_peak < json_bytes / 2.5, (streamed_peak, json_bytes)
+    assert written_peak < json_bytes / 2.5, (written_peak, json_bytes)
 
 
 def test_stopping_a_stream_early_stops_the_queries(feature_table: FeatureTable) -> None:
@@ -530,3 +633,102 @@ def test_concurrent_writers_of_the_same_tile_leave_one_copy(feature_table: Featu
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda _: feature_table.add_features(features, source_tile=tile), range(12)))
     assert by_id(feature_table.get_features("img-race")) == by_id(features)
+
+
+# -- exporting to any stream (issue 14, item 6) --------------------------------------------------------------------
+
+
+def _collection(data: bytes | str) -> dict[str, Any]:
+    return dict(json.loads(data))
+
+
+def test_write_feature_collection_writes_to_every_kind_of_stream(feature_table: FeatureTable, tmp_path: Any) -> None:
+    import bz2
+    import gzip
+    import lzma
+    import socket
+    import threading
+
+    features = [box_feature("img-out", f"o-{i}", [i, i, i + 3, i + 3], label="Straße") for i in range(30)]
+    feature_table.add_features(features, source_tile=((0, 0), (512, 512)))
+    expected = by_id(features)
+
+    for opener, suffix in ((gzip.open, "gz"), (bz2.open, "bz2"), (lzma.open, "xz")):
+        for mode in ("wb", "wt"):
+            path = tmp_path / f"out-{mode}.{suffix}"
+            with opener(path, mode) as out:
+                assert feature_table.write_feature_collection("img-out", out) == 30
+            with opener(path, "rb") as back:
+                assert by_id(_collection(back.read())["features"]) == expected
+    for mode in ("w", "wb"):
+        with open(tmp_path / f"plain-{mode}.json", mode) as out:
+            feature_table.write_feature_collection("img-out", out)
+        assert by_id(_collection((tmp_path / f"plain-{mode}.json").read_bytes())["features"]) == expected
+    text, binary = io.StringIO(), io.BytesIO()
+    feature_table.write_feature_collection("img-out", text)
+    feature_table.write_feature_collection("img-out", binary)
+    assert by_id(_collection(text.getvalue())["features"]) == by_id(_collection(binary.getvalue())["features"])
+
+    class Chunks:  # a file-like object outside io's classes, without a mode, that takes bytes
+        def __init__(self) -> None:
+            self.chunks: list[bytes] = []
+
+        def write(self, data: bytes) -> int:
+            self.chunks.append(bytes(data))
+            return len(data)
+
+    chunks = Chunks()
+    feature_table.write_feature_collection("img-out", chunks)
+    assert by_id(_collection(b"".join(chunks.chunks))["features"]) == expected
+
+    for use_file in (False, True):  # a socket, and a socket's file
+        sender, receiver = socket.socketpair()
+        received: list[bytes] = []
+
+        def receive(r: socket.socket = receiver, into: list[bytes] = received) -> None:
+            into.extend(iter(lambda: r.recv(65536), b""))
+
+        reader = threading.Thread(target=receive)
+        reader.start()
+        with sender:
+            if use_file:
+                with sender.makefile("wb") as out:
+                    feature_table.write_feature_collection("img-out", out)
+            else:
+                feature_table.write_feature_collection("img-out", sender)
+            sender.shutdown(socket.SHUT_WR)
+        reader.join(10)
+        receiver.close()
+        assert by_id(_collection(b"".join(received))["features"]) == expected
+
+
+# -- keys (issue 14, item 4) ---------------------------------------------------------------------------------------
+
+
+def test_a_huge_finite_coordinate_is_stored_with_the_rest_of_the_call(feature_table: FeatureTable) -> None:
+    """The tile key span is not part of any key, so a feature at 2.4e300 pixels makes no over-long key (it made a
+    range key of over 1,024 bytes, refused after the call's first 25 items were written)."""
+    good = [box_feature("img-far", f"g-{i}", [i * 600, 5, i * 600 + 5, 9]) for i in range(40)]
+    far = box_feature("img-far", "far", [2.4e300, 1, 2.4e300, 2])
+    for source_tile in (None, ((0, 0), (512, 512))):
+        feature_table.add_features([*good, far], source_tile=source_tile)
+    assert all(len(item["range_key"]["S"].encode()) <= 1024 for item in scan(feature_table))
+    read = Counter(str(feature["id"]) for feature in feature_table.get_features("img-far"))
+    assert read == Counter({str(feature["id"]): 2 for feature in [*good, far]})  # the plain write and the tile's
+
+
+def test_keys_over_dynamodb_limits_are_refused_before_anything_is_written(
+    feature_table: FeatureTable, dynamodb_local_endpoint: str
+) -> None:
+    good = [box_feature("img-keys", f"k-{i}", [i, i, i + 1, i + 1]) for i in range(40)]
+    with pytest.raises(AddFeaturesException, match=r"range key of \d+ bytes"):
+        feature_table.add_features(good, source_tile=((10**1100, 0), (512, 512)))
+    long_image = "i" * 2046
+    with pytest.raises(AddFeaturesException, match=r"hash key of \d+ bytes"):
+        feature_table.add_features([*good, box_feature(long_image, "long", [1, 1, 2, 2])])
+    classic = FeatureTable(
+        feature_table.table_name, (512, 512), (32, 32), host=dynamodb_local_endpoint, write_format="classic"
+    )
+    with pytest.raises(AddFeaturesException, match="range key"):
+        classic.add_features(good, source_tile=((0, 10**1100), (512, 512)))
+    assert scan(feature_table) == []

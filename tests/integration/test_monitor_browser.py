@@ -118,6 +118,10 @@ def test_the_job_page_refreshes_itself_while_the_demo_runs(
             same_document = page.evaluate("window.__sameDocument === true")
             live = page.text_content("#live")
             note = page.text_content("#feature-note")
+            page.focus("svg#regions rect.region >> nth=5")  # regions are reachable with the keyboard too
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#region-facts:not([hidden])")
+            selected = page.text_content('#region-facts dd[data-fact="id"]')
     finally:
         worker.join(timeout=300)
     assert "error" not in result, result.get("error")
@@ -128,6 +132,7 @@ def test_the_job_page_refreshes_itself_while_the_demo_runs(
     assert len(region_states) == 16 and "started" not in region_states
     assert region_states.count("failed") == report.regions_failed
     assert live == "job ended: not refreshing"
+    assert selected is not None and selected.endswith("-job-demo-live")
     assert note is not None and note.startswith(f"{report.features_aggregated:,} features")
 
 

@@ -9,10 +9,12 @@ from typing import cast
 import pytest
 
 from model_runner.database import (
+    AddFeaturesException,
     DDBBatchWriteException,
     DDBException,
     DDBHelper,
     DDBUpdateException,
+    FeatureTable,
     JobItem,
     JobTable,
     RetryPolicy,
@@ -207,3 +209,91 @@ def test_long_batch_write_through_a_throttling_storm_writes_everything(
         items_checked=count,
         discrepancies=discrepancies,
     )
+
+
+# -- the feature table obeys its repository's policy (issue 14, item 1) --------------------------------------------
+
+#: The policy of the issue's report: 3 attempts, at most a second of backoff.
+SHORT_POLICY = RetryPolicy(max_attempts=3, base_delay=0.1, max_delay=0.5, max_total=1.0)
+
+
+def _feature(image_id: str, number: int) -> dict[str, object]:
+    return {
+        "type": "Feature",
+        "id": f"{image_id}-{number}",
+        "geometry": None,
+        "properties": {"image_id": image_id, "bounds_imcoords": [number, number, number + 5, number + 5]},
+    }
+
+
+def _features_behind(proxy: FaultProxy, table_name: str, policy: RetryPolicy) -> FeatureTable:
+    return FeatureTable(
+        table_name, (512, 512), (32, 32), host=proxy.url, read_timeout_seconds=READ_TIMEOUT, retry_policy=policy
+    )
+
+
+@pytest.mark.parametrize("kind", ["error500", "reset", "throttle"])
+def test_add_features_gives_up_within_the_repository_policy(
+    feature_table: FeatureTable, fault_proxy: FaultProxy, run_report: RunReport, kind: str
+) -> None:
+    fault_proxy.set_mix(FaultMix.only(kind, 1.0))
+    features = _features_behind(fault_proxy, feature_table.table_name, SHORT_POLICY)
+    started = time.monotonic()
+    with pytest.raises(AddFeaturesException) as caught:
+        features.add_features([_feature("img-bound", n) for n in range(40)], source_tile=((0, 0), (512, 512)))
+    elapsed = time.monotonic() - started
+    assert caught.value.__cause__ is not None
+    stats = fault_proxy.snapshot()
+    assert stats.requests["BatchWriteItem"] == SHORT_POLICY.max_attempts  # one item, one request per attempt
+    assert elapsed <= backoff_bound(SHORT_POLICY) + SHORT_POLICY.max_attempts * 1.0
+    run_report.record(
+        f"retry-bounds-add-features[{kind}]",
+        operations=1,
+        requests=stats.total_requests,
+        faults=stats.total_faults,
+        gave_up=1,
+        retries=stats.total_requests - 1,
+        seconds=round(elapsed, 2),
+        items_checked=1,
+        discrepancies=0,
+    )
+
+
+def test_add_features_with_items_left_unprocessed_gives_up_within_the_policy(
+    feature_table: FeatureTable, dynamodb_local_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB answers every BatchWriteItem with all its items unprocessed (a partition at its limit)."""
+    sent: list[int] = []
+
+    class Unprocessing:
+        def batch_write_item(self, RequestItems: dict[str, list[object]]) -> dict[str, object]:
+            sent.append(sum(len(requests) for requests in RequestItems.values()))
+            return {"UnprocessedItems": RequestItems}
+
+    monkeypatch.setattr(FeatureTable, "client", property(lambda self: Unprocessing()))
+    started = time.monotonic()
+    table = FeatureTable(
+        feature_table.table_name, (512, 512), (32, 32), host=dynamodb_local_endpoint, retry_policy=SHORT_POLICY
+    )
+    with pytest.raises(AddFeaturesException) as caught:
+        table.add_features([_feature("img-unprocessed", n) for n in range(40)])
+    elapsed = time.monotonic() - started
+    assert sent == [1] * SHORT_POLICY.max_attempts
+    assert isinstance(caught.value.__cause__, DDBBatchWriteException)
+    assert elapsed <= backoff_bound(SHORT_POLICY) + 1.0
+
+
+def test_delete_features_gives_up_within_the_repository_policy(
+    feature_table: FeatureTable, dynamodb_local_endpoint: str
+) -> None:
+    feature_table.add_features([_feature("img-del-bound", n) for n in range(40)], source_tile=((0, 0), (512, 512)))
+    with FaultProxy(dynamodb_local_endpoint, operations=["BatchWriteItem"]) as proxy:
+        proxy.set_mix(FaultMix.only("error500", 1.0))
+        features = _features_behind(proxy, feature_table.table_name, SHORT_POLICY)
+        started = time.monotonic()
+        with pytest.raises(DDBBatchWriteException):
+            features.delete_features("img-del-bound")
+        elapsed = time.monotonic() - started
+        assert proxy.snapshot().requests["BatchWriteItem"] == SHORT_POLICY.max_attempts
+    assert elapsed <= backoff_bound(SHORT_POLICY) + SHORT_POLICY.max_attempts * 1.0 + 5.0  # + 50 shard queries
+    assert len(feature_table.get_features("img-del-bound")) == 40

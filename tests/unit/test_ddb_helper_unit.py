@@ -61,8 +61,15 @@ def test_get_update_params_uses_stored_names_and_leaves_out_keys_and_none() -> N
     expression, attributes = DDBHelper.get_update_params(
         {"group": "g", "sk": "n", "payload": "x", "amount": None, "free form": 1}, item
     )
-    assert expression == "SET #n0 = :v0, #n1 = :v1"
-    assert attributes == {"#n0": "p", ":v0": "x", "#n1": "free form", ":v1": 1}
+    assert expression == "SET p = :p, free form = :free_form"
+    assert attributes == {":p": "x", ":free_form": 1}
+
+
+def test_get_update_params_returns_the_classic_shape_with_unique_value_placeholders() -> None:
+    item = JobItem(image_id="i")
+    expression, attributes = DDBHelper.get_update_params({"a-b": 1, "a_b": 2, "region_count": 3}, item)
+    assert expression == "SET a-b = :a_b, a_b = :a_b1, region_count = :region_count"
+    assert attributes == {":a_b": 1, ":a_b1": 2, ":region_count": 3}
 
 
 def test_get_update_params_with_nothing_to_write() -> None:

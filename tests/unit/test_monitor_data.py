@@ -138,3 +138,23 @@ def test_a_running_jobs_overview_is_not_read_back_to_back() -> None:
     assert slow.fresh(ended=False, now=450.0) and not slow.fresh(ended=False, now=501.0)
     assert not slow.fresh(ended=True, now=101.0)  # the job ended since: read the final features
     assert final.fresh(ended=True, now=10_000.0)
+
+
+def test_every_page_asset_is_shipped_in_the_package() -> None:
+    import configparser
+    import fnmatch
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    config = configparser.ConfigParser()
+    config.read(root / "setup.cfg")
+    patterns = [p.strip() for p in config["options.package_data"]["model_runner.monitor.static"].split(",")]
+    assets = [
+        p.name for p in (root / "model_runner" / "monitor" / "static").iterdir() if p.is_file() and p.suffix != ".py"
+    ]
+
+    assert assets and all(any(fnmatch.fnmatch(name, pattern) for pattern in patterns) for name in assets)
+    # and the server names only files that exist
+    from model_runner.monitor.server import STATIC_FILES
+
+    assert set(STATIC_FILES) <= set(assets) and {"jobs.html", "job.html", "message.html"} <= set(assets)

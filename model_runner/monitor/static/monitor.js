@@ -216,7 +216,15 @@
           "data-state": region.state,
         });
         rect.setAttribute("aria-label", regionText(region));
+        rect.setAttribute("tabindex", "0");
+        rect.setAttribute("role", "button");
         rect.addEventListener("click", () => selectRegion(region.region_id));
+        rect.addEventListener("keydown", (event) => {
+          if (event.key === "Enter" || event.key === " ") {
+            event.preventDefault();
+            selectRegion(region.region_id);
+          }
+        });
         rect.addEventListener("mousemove", (event) => {
           tooltip.textContent = regionText(region);
           tooltip.hidden = false;
