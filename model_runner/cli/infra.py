@@ -68,8 +68,8 @@ def add_parsers(subparsers: Any) -> None:
     """
     template = subparsers.add_parser(
         "cloudformation",
-        help="print a CloudFormation template of the four tables, derived from the models",
-        description="Print a CloudFormation template of the four tables, derived from the PynamoDB models: key "
+        help="print a CloudFormation template of the tables, derived from the models",
+        description="Print a CloudFormation template of the tables, derived from the PynamoDB models: key "
         "schema, TTL on the expiry attribute, billing, point-in-time recovery, encryption, table names as parameters, "
         "names and ARNs as outputs.",
     )

@@ -206,12 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     from . import demo, jobs, local, requests, serve, tables  # imported here: --help stays fast
 
     create = commands.add_parser(
-        "create-tables", parents=common, help="create the four tables (on-demand, TTL on) unless they exist"
+        "create-tables",
+        parents=common,
+        help="create the tables (on-demand, TTL on where items expire) unless they exist",
     )
     _json_option(create)
     create.set_defaults(handler=tables.create_tables_command)
 
-    delete = commands.add_parser("delete-tables", parents=common, help="delete the four tables and all their items")
+    delete = commands.add_parser("delete-tables", parents=common, help="delete the tables and all their items")
     delete.add_argument("--yes", action="store_true", help="confirm the deletion")
     _json_option(delete)
     delete.set_defaults(handler=tables.delete_tables_command)
