@@ -140,3 +140,17 @@ def test_a_long_list_goes_in_requests_of_the_bounded_size(region: RegionRequestT
     assert sent == Counter({"UpdateItem": -(-400 // MAX_TILES_PER_REQUEST)})
     stored = read(region)
     assert stored.succeeded_tiles == [stored_form(t) for t in batch] and stored.succeeded_tile_count == 400
+
+
+def test_concurrent_overlapping_batches_record_each_tile_once(region: RegionRequestTable) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    every = tiles(400)
+    # 8 workers, each sending 4 batches of 25 that overlap their neighbours' (a redelivery storm)
+    batches = [every[start : start + 25] for worker in range(8) for start in range(worker * 40, worker * 40 + 100, 25)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda batch: region.add_tiles(IMAGE, REGION, batch, TileState.SUCCEEDED), batches))
+    stored = read(region)
+    expected = {str(stored_form(t)) for batch in batches for t in batch}
+    assert len(stored.succeeded_tiles or []) == len(expected) == stored.succeeded_tile_count
+    assert {str(t) for t in stored.succeeded_tiles or []} == expected

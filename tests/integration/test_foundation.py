@@ -16,6 +16,7 @@ from model_runner.database import (
     JobItem,
     JobTable,
     RegionRequestItem,
+    RequestedJobsItem,
     TableNames,
     create_tables,
     delete_tables,
@@ -186,6 +187,17 @@ FULL_ITEMS: dict[str, Model] = {
         generation="g1",
         generation_items=1,
         written_at=1_700_000_000_000,
+    ),
+    "requested": RequestedJobsItem(
+        endpoint_id="ship-detector-endpoint",
+        job_id="job-1",
+        request_time=1_700_000_000,
+        request_payload={"job_id": "job-1", "tile_size": [512, 512], "outputs": [{"type": "S3"}], "empty": ""},
+        last_attempt=1_700_000_100,
+        num_attempts=2,
+        regions_complete=["r1", "#abcdefghijklmnop"],
+        region_count=4,
+        attempt_token="token",
     ),
 }
 
