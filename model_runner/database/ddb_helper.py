@@ -244,7 +244,8 @@ class DDBHelper:
     Attributes:
         table_name (str): The name of the DynamoDB table to interact with.
         model (Type[DDBItem]): The model class bound to the table.
-        table (Type[DDBItem]): The same bound model class (the classic API's table handle).
+        table (boto3 Table): A boto3 Table resource of the table, made on first use (the classic helper's handle).
+        resource (boto3 ServiceResource): The DynamoDB service resource ``table`` belongs to, made on first use.
         client (botocore client): The DynamoDB client the bound model uses.
     """
 
@@ -284,7 +285,36 @@ class DDBHelper:
         self.table_name: str = self.settings.table_name
         self.retry_policy = retry_policy or DEFAULT_POLICY
         self.model: type[DDBItem] = bind_model(model or DDBItem, self.settings)
-        self.table = self.model
+        self._resource: Any = None
+
+    @property
+    def resource(self) -> Any:
+        """A boto3 DynamoDB service resource on the same endpoint and region, made on first use (classic code reached
+        its table through ``helper.table``; this package's own requests never use it).
+
+        :return: Any = the boto3 ServiceResource
+        """
+        if self._resource is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                connect_timeout=self.settings.connect_timeout_seconds,
+                read_timeout=self.settings.read_timeout_seconds,
+                max_pool_connections=self.settings.max_pool_connections,
+            )
+            self._resource = boto3.session.Session().resource(
+                "dynamodb", endpoint_url=self.settings.host, region_name=self.settings.region, config=config
+            )
+        return self._resource
+
+    @property
+    def table(self) -> Any:
+        """The boto3 Table resource of this table, as the classic helper's ``table`` (made on first use).
+
+        :return: Any = the boto3 Table
+        """
+        return self.resource.Table(self.table_name)
 
     @property
     def client(self) -> Any:

@@ -99,3 +99,22 @@ def test_a_classic_worker_reads_endpoint_statistics(
     endpoint_statistics_table.increment_region_count("ep")
     endpoint_statistics_table.decrement_region_count("ep")
     assert reader.current_in_progress_regions(table, "ep") == 1
+
+
+def test_a_job_with_the_earlier_binary_counted_set_is_what_a_classic_worker_cannot_read(
+    reader: ClassicReader, job_table: JobTable
+) -> None:
+    """The one job item it cannot read: one whose regions an earlier version of this package counted in ``crd``."""
+    from model_runner.database.job_table import region_digest
+
+    job_table.start_image_request(JobItem("img-old", region_count=2))
+    job_table.client.update_item(
+        TableName=job_table.table_name,
+        Key={"image_id": {"S": "img-old"}},
+        UpdateExpression="ADD crd :digest",
+        ExpressionAttributeValues={":digest": {"BS": [region_digest("region-a")]}},
+    )
+    with pytest.raises(TypeError, match="bytes"):
+        reader.get_image_request(job_table.table_name, "img-old")
+    job_table.complete_region_request("img-old", error=False, region_id="region-b")  # adds to crs only
+    assert job_table.get_image_request("img-old").completed_regions_binary == {region_digest("region-a")}

@@ -26,6 +26,7 @@ from model_runner.database import (
     DDBKey,
     DDBUpdateException,
     EndpointStatisticsTable,
+    FeatureItem,
     JobItem,
     JobTable,
     RegionRequestItem,
@@ -98,6 +99,14 @@ def test_items_take_positional_arguments_in_the_classic_field_order() -> None:
     )
     endpoint = EndpointStatisticsItem("endpoint-1", 3, 8)
     assert (endpoint.endpoint, endpoint.regions_in_progress, endpoint.max_regions) == ("endpoint-1", 3, 8)
+    feature = FeatureItem("image-1-7", "range", "image-1-region-0:0:0:0", ['{"type": "Feature"}'], 1700000000)
+    assert (feature.hash_key, feature.range_key, feature.tile_id, feature.features, feature.expire_time) == (
+        "image-1-7",
+        "range",
+        "image-1-region-0:0:0:0",
+        ['{"type": "Feature"}'],
+        1700000000,
+    )
 
 
 @pytest.mark.parametrize(
@@ -326,3 +335,27 @@ def test_a_value_the_attribute_refuses_is_refused_before_the_request(backend: Ba
     job = jobs.get_image_request("image-v")  # still readable: nothing was written
     assert (job.region_count, job.region_success, job.region_error, job.image_url) == (2, 0, 0, None)
     assert jobs.complete_region_request("image-v", error=False).region_success == 1
+
+
+def test_the_helpers_table_is_a_boto3_table_as_in_the_classic(custom_table: str) -> None:
+    helper = DDBHelper(custom_table)
+    helper.table.put_item(Item={"group": "t", "name": "raw", "count": 3})
+    raw = helper.table.get_item(Key={"group": "t", "name": "raw"})["Item"]
+    assert DDBHelper.convert_decimal(raw) == {"group": "t", "name": "raw", "count": 3}
+    assert helper.get_ddb_item(CustomItem("t", "raw"))["count"] == 3
+
+
+def test_the_other_calls_that_let_client_error_through_still_do(backend: Backend) -> None:
+    from model_runner.database import FeatureTable
+
+    suffix = uuid.uuid4().hex[:8]
+    jobs = JobTable(f"missing-jobs-{suffix}")
+    features = FeatureTable(f"missing-features-{suffix}", (512, 512), (32, 32))
+    for call in (
+        lambda: jobs.update_image_request(JobItem("x", region_count=1)),
+        lambda: features.get_features("x"),
+        lambda: EndpointStatisticsTable(f"missing-ep-{suffix}").current_in_progress_regions("e"),
+    ):
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
