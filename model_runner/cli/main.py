@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     create = commands.add_parser(
         "create-tables",
         parents=common,
-        help="create the tables (on-demand; TTL on expire_time but for the endpoint and requested-jobs tables) unless they exist",
+        help="create the tables (on-demand; TTL on expire_time but for the endpoint and requested-jobs tables) "
+        "unless they exist",
     )
     _json_option(create)
     create.set_defaults(handler=tables.create_tables_command)

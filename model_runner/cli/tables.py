@@ -48,7 +48,8 @@ def check_reachable(context: Context) -> None:
 
 
 def create_tables_command(args: argparse.Namespace, context: Context) -> int:
-    """Create the tables (on-demand; TTL on expire_time except the endpoint and requested-jobs tables) unless they exist.
+    """Create the tables (on-demand; TTL on expire_time except the endpoint and requested-jobs tables) unless they
+    exist.
 
     :param args: argparse.Namespace = the parsed options
     :param context: Context = the global options
