@@ -332,6 +332,8 @@ def test_a_value_the_attribute_refuses_is_refused_before_the_request(backend: Ba
         with pytest.raises(DDBUpdateException) as caught:
             jobs.update_ddb_item(JobItem("image-v"), expression, values)
         assert isinstance(caught.value.__cause__, (TypeError, ValueError))
+    with pytest.raises(DDBUpdateException):  # a helper without item class checks a modeled item the same way
+        DDBHelper(backend.names.job).update_ddb_item(JobItem("image-v"), "SET region_count = :c", {":c": "4"})
     job = jobs.get_image_request("image-v")  # still readable: nothing was written
     assert (job.region_count, job.region_success, job.region_error, job.image_url) == (2, 0, 0, None)
     assert jobs.complete_region_request("image-v", error=False).region_success == 1
