@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export DYNAMODB_LOCAL_DIR ?= $(CURDIR)/.cache/dynamodb-local
+# One copy of the emulator serves make, the tests and `model-runner-db local start`/`demo` (the same default as
+# model_runner.testing.emulator.default_emulator_dir): set DYNAMODB_LOCAL_DIR to keep it elsewhere.
+export DYNAMODB_LOCAL_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/model-runner-db/dynamodb-local
 DDB_JAR := $(DYNAMODB_LOCAL_DIR)/DynamoDBLocal.jar
 PYTEST_ARGS ?=
 

@@ -45,6 +45,31 @@ def environment_endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+def check_endpoint_url(url: str, source: str) -> str:
+    """Check that an endpoint is a URL botocore can use: ``http://`` or ``https://`` and a host.
+
+    :param url: str = the endpoint
+    :param source: str = where it came from, for the message (``--endpoint-url``, ``AWS_ENDPOINT_URL_DYNAMODB``)
+    :return: str = the URL without a trailing slash
+    :raises CliError: (exit status 2) naming the value, where it came from, and the expected form
+    """
+    from .errors import EXIT_USAGE, CliError
+
+    parsed = urlparse(url)
+    try:
+        parsed.port  # noqa: B018  (raises ValueError for a port that is not a number)
+        valid_port = True
+    except ValueError:
+        valid_port = False
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or not valid_port:
+        raise CliError(
+            f"{source} {url!r} is not an endpoint URL: expected http://HOST[:PORT] or https://HOST[:PORT], "
+            "e.g. http://127.0.0.1:8000",
+            EXIT_USAGE,
+        )
+    return url.rstrip("/")
+
+
 def is_local(endpoint_url: str | None) -> bool:
     """Tell whether an endpoint is on this machine (DynamoDB Local).
 
@@ -79,8 +104,14 @@ class Context:
 
         :param args: argparse.Namespace = the parsed arguments
         :return: Context = the resolved options
+        :raises CliError: when the endpoint is not a URL
         """
-        endpoint = getattr(args, "endpoint_url", None) or environment_endpoint()
+        endpoint = getattr(args, "endpoint_url", None)
+        if endpoint:
+            endpoint = check_endpoint_url(endpoint, "--endpoint-url")
+        elif environment_endpoint():
+            source = "AWS_ENDPOINT_URL_DYNAMODB" if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") else "AWS_ENDPOINT_URL"
+            endpoint = check_endpoint_url(environment_endpoint() or "", source)
         region = getattr(args, "region", None) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if region is None and is_local(endpoint):
             region = LOCAL_REGION

@@ -23,6 +23,8 @@ EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
 EXIT_INTERRUPTED = 130
 
+#: What to do when no region is configured (a command line hint: options and variables, no Python arguments).
+NO_REGION_MESSAGE = "no AWS region configured: pass --region, set AWS_REGION, or set region in the AWS profile"
 #: botocore's names of the errors of an endpoint that cannot be reached.
 UNREACHABLE_CODES = frozenset(
     {
@@ -91,7 +93,7 @@ def explain(err: BaseException, context: Context | None) -> CliError:
         hint = "is DynamoDB Local running? (model-runner-db local start)" if local else "check --endpoint-url"
         return CliError(f"cannot reach {where} ({code}): {hint}")
     if code == "NoRegionError":
-        return CliError("no AWS region configured: pass --region or set AWS_REGION")
+        return CliError(NO_REGION_MESSAGE)
     if code in CREDENTIAL_CODES:
         return CliError(f"AWS credentials refused or missing ({code}): pass --profile or set AWS_ACCESS_KEY_ID")
     return CliError(one_line(str(err)) or type(err).__name__)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from model_runner.common.files import atomic_output
 from model_runner.database.tables import TABLE_MODELS, TableNames
 from model_runner.infra.cloudformation import (
     ON_DEMAND,
@@ -54,20 +55,27 @@ def _add_output_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
 
-def add_parsers(subparsers: Any) -> None:
+def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
     """Register the ``cloudformation`` and ``iam-policy`` subcommands.
 
     :param subparsers: Any = the object returned by ``ArgumentParser.add_subparsers()``
+    :param parents: Sequence[ArgumentParser] = the main command's global options (``--table-prefix``, the table
+        names, ``--region``, ...), accepted after the subcommand too; without them (on their own, :func:`run`) the
+        subcommands define the options they read
     :return: None
     """
+    own_options = not parents
     template = subparsers.add_parser(
         "cloudformation",
+        parents=list(parents),
+        allow_abbrev=False,
         help="print a CloudFormation template of the four tables, derived from the models",
         description="Print a CloudFormation template of the four tables, derived from the PynamoDB models: key "
         "schema, TTL on the expiry attribute, billing, point-in-time recovery, encryption, table names as parameters, "
         "names and ARNs as outputs.",
     )
-    _add_table_options(template)
+    if own_options:
+        _add_table_options(template)
     template.add_argument(
         "--ttl-days", type=_positive, default=7, help="days items live (TTL), the ExpireDays default (7)"
     )
@@ -91,6 +99,8 @@ def add_parsers(subparsers: Any) -> None:
 
     policy = subparsers.add_parser(
         "iam-policy",
+        parents=list(parents),
+        allow_abbrev=False,
         help="print the least-privilege IAM policy of a worker role",
         description="Print the least-privilege IAM policy document of a role: only the DynamoDB actions its code "
         "paths send, only on the tables it touches. Give --role twice for a worker that plays both roles.",
@@ -98,10 +108,11 @@ def add_parsers(subparsers: Any) -> None:
     policy.add_argument(
         "--role", action="append", required=True, choices=list(ROLE_METHODS), help="the role; repeat for a union"
     )
-    _add_table_options(policy)
-    policy.add_argument(
-        "--region", default=argparse.SUPPRESS, help="region of the tables (AWS_REGION, AWS_DEFAULT_REGION, else *)"
-    )
+    if own_options:
+        _add_table_options(policy)
+        policy.add_argument(
+            "--region", default=argparse.SUPPRESS, help="region of the tables (AWS_REGION, AWS_DEFAULT_REGION, else *)"
+        )
     policy.add_argument("--account-id", default="*", help="account of the tables (* when not given)")
     policy.add_argument("--partition", default="aws", help="aws (default), aws-cn or aws-us-gov")
     _add_output_option(policy)
@@ -109,8 +120,8 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _write(text: str, output: str | None) -> None:
-    if output:
-        with open(output, "w", encoding="utf-8") as fp:
+    if output is not None and output != "-":
+        with atomic_output(output) as fp:
             fp.write(text)
     else:
         sys.stdout.write(text)
@@ -171,7 +182,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     :param argv: Optional[Sequence[str]] = the arguments; ``sys.argv[1:]`` when None
     :return: int = exit status: 0, or 2 for bad option values (one line on stderr)
     """
-    parser = argparse.ArgumentParser(prog="model-runner-db", description="Deployment artefacts of the tables.")
+    parser = argparse.ArgumentParser(
+        prog="model-runner-db", description="Deployment artefacts of the tables.", allow_abbrev=False
+    )
     add_parsers(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     try:

@@ -5,34 +5,35 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-import uuid
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from model_runner.common.files import atomic_output, check_output_path
 from model_runner.database import (
     EndpointStatisticsException,
+    EndpointStatisticsItem,
     GetImageRequestItemException,
     JobItem,
     RegionRequestItem,
 )
-from model_runner.demo.driver import job_state
+from model_runner.demo.report import abandoned, job_state
 
 from .context import Context
 from .errors import EXIT_OK, CliError
 from .output import (
     STATE_STYLES,
     STATUS_STYLES,
+    HeldFirstWrite,
     bar,
-    duration,
     iso_time,
     key_values,
+    milliseconds,
     note,
     number,
     print_json,
     rows_table,
     stdout_console,
     styled,
+    whole_seconds,
 )
 
 
@@ -65,37 +66,38 @@ def _loads(text: str | None) -> Any:
         return text
 
 
-def job_summary(job: JobItem, now: float | None = None) -> dict[str, Any]:
+def job_summary(job: JobItem) -> dict[str, Any]:
     """Summarise a job: state, region counts, times, model and outputs.
 
+    The duration is what is stored: ``processing_duration`` in whole seconds (``duration_unit`` "s"), else, for a
+    job ended without it, end_time - start_time in milliseconds (``duration_unit`` "ms"); None for a job that has
+    not ended (no duration grows "so far"). ``abandoned`` is True for a job ended before all its regions were done.
+
     :param job: JobItem = the stored job
-    :param now: Optional[float] = the current epoch time in seconds, for the duration of a running job
     :return: Dict[str, Any] = JSON-serialisable summary
     """
     success = int(job.region_success or 0)
     errors = int(job.region_error or 0)
     count = int(job.region_count) if job.region_count is not None else None
-    if job.end_time is not None:
-        seconds: float | None = (
-            float(job.processing_duration)
-            if job.processing_duration is not None
-            else (int(job.end_time) - int(job.start_time or job.end_time)) / 1000
-        )
-    elif job.start_time is not None:
-        seconds = (now if now is not None else time.time()) - int(job.start_time) / 1000
-    else:
-        seconds = None
+    value: int | None = None
+    unit: str | None = None
+    if job.end_time is not None and job.processing_duration is not None:
+        value, unit = int(job.processing_duration), "s"
+    elif job.end_time is not None and job.start_time is not None:
+        value, unit = int(job.end_time) - int(job.start_time), "ms"
     return {
         "image_id": job.image_id,
         "job_id": job.job_id,
         "state": job_state(count, success, errors, job.end_time),
+        "abandoned": abandoned(count, success, errors, job.end_time),
         "region_count": count,
         "regions_done": success + errors,
         "region_success": success,
         "region_error": errors,
         "start_time": iso_time(job.start_time),
         "end_time": iso_time(job.end_time),
-        "duration_seconds": round(seconds, 3) if seconds is not None else None,
+        "duration_seconds": None if value is None else (value if unit == "s" else value / 1000),
+        "duration_unit": unit,
         "model_name": job.model_name,
         "image_url": job.image_url,
         "width": job.width,
@@ -105,6 +107,25 @@ def job_summary(job: JobItem, now: float | None = None) -> dict[str, Any]:
         "outputs": _loads(job.outputs),
         "aggregated_by": job.aggregated_by,
     }
+
+
+def _job_duration(summary: dict[str, Any]) -> str:
+    if summary["end_time"] is None:
+        return "- (not ended)"
+    if summary["duration_unit"] == "s":
+        return whole_seconds(summary["duration_seconds"])
+    if summary["duration_unit"] == "ms":
+        return milliseconds(round(summary["duration_seconds"] * 1000))
+    return "-"
+
+
+def _ended(summary: dict[str, Any]) -> str | None:
+    if summary["abandoned"]:
+        return (
+            f"{summary['end_time']} (abandoned with {summary['regions_done']} of {summary['region_count']} regions "
+            "done)"
+        )
+    return cast("str | None", summary["end_time"])
 
 
 def status_command(args: argparse.Namespace, context: Context) -> int:
@@ -127,8 +148,8 @@ def status_command(args: argparse.Namespace, context: Context) -> int:
         ("succeeded", number(summary["region_success"])),
         ("failed", number(summary["region_error"])),
         ("started", summary["start_time"]),
-        ("ended", summary["end_time"]),
-        ("duration", duration(summary["duration_seconds"]) + (" so far" if summary["end_time"] is None else "")),
+        ("ended", _ended(summary)),
+        ("duration", _job_duration(summary)),
         ("model", summary["model_name"]),
         ("image", " ".join(part for part in (summary["image_url"], size and f"({size})") if part) or None),
         ("outputs", json.dumps(outputs) if outputs is not None and not isinstance(outputs, str) else outputs),
@@ -152,13 +173,14 @@ def _tile(tile: Any) -> str:
     return json.dumps(tile)
 
 
-def region_summary(row: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+def region_summary(row: dict[str, Any]) -> dict[str, Any]:
     """Summarise a region item: status, tile counts, retries, duration.
 
-    A tile that failed and then succeeded on a retry of the region counts as succeeded, not failed.
+    A tile that failed and then succeeded on a retry of the region counts as succeeded, not failed. The duration is
+    what is stored, in milliseconds: ``processing_duration``, else end_time - start_time; None for a region that has
+    not ended.
 
     :param row: Dict[str, Any] = the region item as a dictionary
-    :param now: Optional[float] = the current epoch time in seconds, for the duration of a running region
     :return: Dict[str, Any] = JSON-serialisable summary
     """
     succeeded_tiles = {_tile(tile) for tile in row.get("succeeded_tiles") or []}
@@ -167,14 +189,11 @@ def region_summary(row: dict[str, Any], now: float | None = None) -> dict[str, A
     # a tile that failed and then succeeded on a retry of the region is in both lists: it counts as succeeded
     failed = len(failed_tiles - succeeded_tiles) if failed_tiles else int(row.get("failed_tile_count") or 0)
     start, end = row.get("start_time"), row.get("end_time")
-    if row.get("processing_duration") is not None and end is not None:
-        seconds: float | None = int(row["processing_duration"]) / 1000
-    elif start is not None:
-        seconds = (
-            (int(end) if end is not None else (now if now is not None else time.time()) * 1000) - int(start)
-        ) / 1000
-    else:
-        seconds = None
+    millis: int | None = None
+    if end is not None and row.get("processing_duration") is not None:
+        millis = int(row["processing_duration"])
+    elif end is not None and start is not None:
+        millis = int(end) - int(start)
     return {
         "region_id": row.get("region_id"),
         "status": row.get("region_status"),
@@ -184,7 +203,8 @@ def region_summary(row: dict[str, Any], now: float | None = None) -> dict[str, A
         "retries": int(row.get("region_retry_count") or 0),
         "start_time": iso_time(start),
         "end_time": iso_time(end),
-        "duration_seconds": round(seconds, 3) if seconds is not None else None,
+        "duration_seconds": None if millis is None else millis / 1000,
+        "duration_ms": millis,
         "region_bounds": row.get("region_bounds"),
     }
 
@@ -224,7 +244,7 @@ def regions_command(args: argparse.Namespace, context: Context) -> int:
                 number(region["tiles_failed"]),
                 "-" if region["tiles_total"] is None else number(region["tiles_total"]),
                 number(region["retries"]),
-                duration(region["duration_seconds"]),
+                milliseconds(region["duration_ms"]),
             ]
             for region in regions
         ],
@@ -236,28 +256,27 @@ def regions_command(args: argparse.Namespace, context: Context) -> int:
 def features_command(args: argparse.Namespace, context: Context) -> int:
     """``features IMAGE_ID [-o FILE]``: the job's features as one GeoJSON FeatureCollection, streamed.
 
-    A file is written under a temporary name and renamed when complete, so a failure never leaves half a file.
+    A file is written under a temporary name in the target's directory and renamed over it when complete, so a
+    failure never leaves half a file; the target keeps its permissions, and a symbolic link's target receives the
+    content. On stdout, nothing is written before the first page of features has been read, so a failed read (a
+    missing table) leaves ``> file`` empty.
 
     :param args: argparse.Namespace = the parsed options
     :param context: Context = the global options
     :return: int = exit status
     """
+    if args.output not in (None, "-"):
+        check_output_path(args.output)  # before any request: a wrong path fails at once, naming the path
     load_job(context, args.image_id)
     table = context.feature_table()
     if args.output in (None, "-"):
-        count = int(table.write_feature_collection(args.image_id, sys.stdout))
+        count = int(table.write_feature_collection(args.image_id, HeldFirstWrite(sys.stdout)))
         sys.stdout.flush()
         note(f"{count} features")
         return EXIT_OK
-    path = Path(args.output)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8") as fp:
-            count = int(table.write_feature_collection(args.image_id, fp))
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    note(f"{count} features written to {path}")
+    with atomic_output(args.output) as fp:
+        count = int(table.write_feature_collection(args.image_id, fp))
+    note(f"{count} features written to {args.output}")
     return EXIT_OK
 
 
@@ -306,4 +325,39 @@ def endpoints_command(args: argparse.Namespace, context: Context) -> int:
             ],
         )
     )
+    raised = [str(entry["endpoint"]) for entry in endpoints if entry["regions_in_progress"]]
+    if raised:
+        console.print(
+            "A count that stays above 0 while no worker runs was left by a worker that stopped without counting its "
+            f"region out; reset it with: {context.command_prefix()} reset-endpoint {raised[0]}",
+            soft_wrap=True,
+        )
+    return EXIT_OK
+
+
+def reset_endpoint_command(args: argparse.Namespace, context: Context) -> int:
+    """``reset-endpoint ENDPOINT [--to N]``: set an endpoint's regions in progress (to 0 by default).
+
+    For a count that a crashed worker left raised: one UpdateItem that sets the count, on condition that the endpoint
+    is tracked (an unknown name creates nothing). Run it only while no worker processes regions on that endpoint.
+
+    :param args: argparse.Namespace = the parsed options (endpoint, to)
+    :param context: Context = the global options
+    :return: int = exit status
+    :raises CliError: when the endpoint is not tracked
+    """
+    table = context.endpoint_table()
+    before = table.current_in_progress_regions(args.endpoint)
+    in_progress = EndpointStatisticsItem.regions_in_progress
+    if not table._change(
+        args.endpoint, [in_progress.set(args.to)], EndpointStatisticsItem.endpoint.exists(), "reset region count"
+    ):
+        raise CliError(
+            f"unknown endpoint {args.endpoint!r}: not tracked in table {context.names.endpoint} at {context.where} "
+            f"(list them with: {context.command_prefix()} endpoints)"
+        )
+    if context.as_json:
+        print_json({"endpoint": args.endpoint, "regions_in_progress_before": before, "regions_in_progress": args.to})
+    else:
+        stdout_console().print(f"{args.endpoint}: regions in progress {before} -> {args.to}")
     return EXIT_OK

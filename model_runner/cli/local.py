@@ -14,14 +14,16 @@ from typing import Any
 
 from model_runner.testing.dynamodb_local import (
     LocalServerInfo,
+    PortInUseError,
     ensure_emulator,
+    port_in_use,
     start_detached,
     status_detached,
     stop_detached,
 )
 
 from .context import Context
-from .errors import EXIT_NOT_RUNNING, EXIT_OK
+from .errors import EXIT_NOT_RUNNING, EXIT_OK, CliError
 from .output import key_values, print_json, stdout_console
 
 #: The port DynamoDB Local conventionally listens on.
@@ -63,18 +65,35 @@ def _show(info: LocalServerInfo, context: Context, title: str) -> None:
     console.print(f"Use it with: export AWS_ENDPOINT_URL_DYNAMODB={info.endpoint_url}", soft_wrap=True)
 
 
+def _busy(port: int, data_dir: Path) -> CliError:
+    """Say which port is taken and what to do about it."""
+    return CliError(
+        f"port {port} is already in use by another program: stop it (a DynamoDB Local of another data directory "
+        f"stops with: model-runner-db local stop --data-dir DIR; `ss -ltnp 'sport = :{port}'` shows who listens), "
+        f"or start on another port with: model-runner-db local start --port N"
+        + (f" --data-dir {data_dir}" if data_dir != default_data_dir() else "")
+    )
+
+
 def local_command(args: argparse.Namespace, context: Context) -> int:
     """Start, stop or show the development DynamoDB Local.
 
     :param args: argparse.Namespace = the parsed options (action, data_dir, port, in_memory)
     :param context: Context = the global options
     :return: int = exit status; 3 for ``status`` when no server runs
+    :raises CliError: when the port is taken by another program
     :raises DynamoDBLocalError: when the server cannot be fetched, started or stopped
     """
     data_dir: Path = args.data_dir or default_data_dir()
     if args.action == "start":
+        port = args.port or DEFAULT_PORT
+        if status_detached(data_dir) is None and port_in_use(port):
+            raise _busy(port, data_dir)
         emulator = ensure_emulator()
-        info = start_detached(data_dir, port=args.port or DEFAULT_PORT, in_memory=args.in_memory, emulator_dir=emulator)
+        try:
+            info = start_detached(data_dir, port=port, in_memory=args.in_memory, emulator_dir=emulator)
+        except PortInUseError as err:  # taken between the check and the start
+            raise _busy(port, data_dir) from err
         _show(info, context, "DynamoDB Local is running")
         return EXIT_OK
     if args.action == "stop":

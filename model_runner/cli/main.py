@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,13 +24,19 @@ from model_runner.common.typing import ImageDimensions
 
 from . import infra
 from .context import Context
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliError, explain, one_line
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, NO_REGION_MESSAGE, CliError, explain, one_line
 
 PROG = "model-runner-db"
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (exit status 2)."""
+    """An ArgumentParser whose errors are one line on stderr (exit status 2), and that never matches an option by
+    abbreviation (``--region`` must not quietly mean ``--region-table``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """Report a usage error on one line and exit with status 2.
@@ -143,6 +151,19 @@ def overlap(text: str) -> ImageDimensions:
 # -- the parser ------------------------------------------------------------------------------------------------------
 
 
+def package_version() -> str:
+    """Return the installed version of the package.
+
+    :return: str = e.g. ``0.1.0``; ``unknown`` when the package's metadata is not installed
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("model-runner-database")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _global_options(suppress: bool) -> _Parser:
     """Build the global options, for the main parser (with defaults) or a command's (without: a value given before
     the command is kept).
@@ -194,13 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
         "demo job.",
         parents=[_global_options(suppress=False)],
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {package_version()}")
     common = [_global_options(suppress=True)]
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     from . import demo, jobs, local, serve, tables  # imported here: --help stays fast
 
     create = commands.add_parser(
-        "create-tables", parents=common, help="create the four tables (on-demand, TTL on) unless they exist"
+        "create-tables",
+        parents=common,
+        help="create the four tables (on-demand; TTL on expire_time but for the endpoint table) unless they exist",
     )
     _json_option(create)
     create.set_defaults(handler=tables.create_tables_command)
@@ -238,6 +262,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _json_option(endpoints)
     endpoints.set_defaults(handler=jobs.endpoints_command)
+
+    reset = commands.add_parser(
+        "reset-endpoint",
+        parents=common,
+        help="set an endpoint's regions in progress (to 0): for a count a crashed worker left raised",
+        description="Set the regions in progress of a model endpoint, to 0 unless --to is given. A worker that dies "
+        "while it processes a region never counts it out; run this only while no worker processes regions on that "
+        "endpoint.",
+    )
+    reset.add_argument("endpoint", metavar="ENDPOINT", help="the endpoint name, as `endpoints` lists it")
+    reset.add_argument("--to", type=non_negative_int, default=0, help="the count to set (default: 0)")
+    _json_option(reset)
+    reset.set_defaults(handler=jobs.reset_endpoint_command)
 
     local_parser = commands.add_parser(
         "local",
@@ -296,13 +333,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo_parser.add_argument("--image-id", help="image id of the job (default: a new demo-... id)")
     demo_parser.add_argument(
-        "-o", "--output", metavar="FILE", type=Path, help="write the aggregated FeatureCollection to FILE"
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the aggregated FeatureCollection to FILE (checked before any work)",
     )
     _json_option(demo_parser)
     demo_parser.set_defaults(handler=demo.demo_command)
 
     serve.add_parser(commands, common)
-    infra.add_parsers(commands)
+    infra.add_parsers(commands, parents=common)
     return parser
 
 
@@ -324,12 +364,64 @@ def _silence_broken_pipe() -> None:
         pass
 
 
+class _Signals:
+    """Turn the first SIGINT, SIGTERM or SIGHUP into KeyboardInterrupt, and make later ones wait for the clean-up.
+
+    A command that is interrupted gives back what it holds on the way out (the demo: endpoint counts, its job, the
+    DynamoDB Local it started), within a bounded time; a second Ctrl-C during that clean-up is noted, not raised, so
+    that it cannot cut the clean-up short with a traceback.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def install(self) -> None:
+        """Install the handlers (main thread only)."""
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, self._handle)
+
+    def _handle(self, number: int, frame: Any) -> None:
+        if self.received is not None:
+            print(f"{PROG}: stopping, please wait (at most a few seconds)", file=sys.stderr, flush=True)
+            return
+        self.received = number
+        raise KeyboardInterrupt
+
+    def exit_status(self) -> int:
+        """Return the exit status of an interrupted command: 128 + the signal number (130 for Ctrl-C).
+
+        :return: int = the status
+        """
+        return 128 + (self.received or signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
+    Called without ``argv`` (as the program ``model-runner-db``), it also handles SIGTERM and SIGHUP like Ctrl-C, and
+    exits at once after the command even when a thread of an interrupted command still waits on the network.
+
     :param argv: Optional[Sequence[str]] = the arguments; ``sys.argv[1:]`` when None
     :return: int = exit status: 0 success, 1 failure, 2 bad usage, 3 ``local status`` found no server, 130 interrupted
+        (143 terminated)
     """
+    as_program = argv is None and threading.current_thread() is threading.main_thread()
+    signals = _Signals()
+    if as_program:
+        signals.install()
+    code = _run(argv, signals)
+    if as_program and any(
+        t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()
+    ):
+        # an interrupted command left a thread in a request: its result is not wanted, and waiting for it at exit
+        # (concurrent.futures joins its threads) would hang; everything that mattered was cleaned up already
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(argv: Sequence[str] | None, signals: _Signals) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -347,25 +439,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as err:  # the infrastructure commands raise it for option values they refuse
                 raise CliError(one_line(str(err)), EXIT_USAGE) from err
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        terminated = signals.received not in (None, signal.SIGINT)
+        print(f"{PROG}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr, flush=True)
+        return signals.exit_status() if signals.received is not None else EXIT_INTERRUPTED
     except BrokenPipeError:
         _silence_broken_pipe()
         return EXIT_FAILED
     except Exception as err:
         if getattr(args, "debug", False):
             traceback.print_exc()
-        failure = _explain_any(err, context)
+        failure = _explain_any(err, context, debug=bool(getattr(args, "debug", False)))
         print(f"{PROG}: error: {failure}", file=sys.stderr)
         return failure.exit_code
 
 
-def _explain_any(err: Exception, context: Context | None) -> CliError:
-    """Explain a failure; errors that are no user error say so and point to --debug."""
+def _explain_any(err: Exception, context: Context | None, debug: bool = False) -> CliError:
+    """Explain a failure; errors that are no user error say so and, unless --debug is on, point to it."""
     from model_runner.database import ConfigurationError, DatabaseError
+    from model_runner.database.exceptions import error_code
     from model_runner.testing.dynamodb_local import DynamoDBLocalError
 
     if isinstance(err, ConfigurationError):
+        if err.__cause__ is not None and error_code(err.__cause__) == "NoRegionError":
+            return CliError(NO_REGION_MESSAGE, EXIT_USAGE)
         return CliError(one_line(str(err)), EXIT_USAGE)
     if isinstance(err, (CliError, DatabaseError)):
         return explain(err, context)
@@ -376,7 +472,8 @@ def _explain_any(err: Exception, context: Context | None) -> CliError:
     failure = explain(err, context)
     if failure.args[0] != (one_line(str(err)) or type(err).__name__):  # a known botocore failure, explained
         return failure
-    return CliError(f"{type(err).__name__}: {one_line(str(err))} (run with --debug for the traceback)")
+    hint = "" if debug else " (run with --debug for the traceback)"
+    return CliError(f"{type(err).__name__}: {one_line(str(err))}{hint}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ GeoJSON stay clean. On a pipe, rich prints without colours and with a fixed widt
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -21,14 +23,33 @@ from rich.text import Text
 PIPE_WIDTH = 120
 
 
+#: Spaces at the end of a line, before any closing colour codes.
+_TRAILING_SPACES = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
+
+
+class TrimmedConsole(Console):
+    """A rich console whose lines never end in spaces (rich pads every cell of a table to its column's width)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """Print like :meth:`rich.console.Console.print`, without the spaces at the ends of lines.
+
+        :param objects: Any = what to print
+        :param kwargs: Any = the options of :meth:`rich.console.Console.print`
+        """
+        with self.capture() as capture:
+            super().print(*objects, **kwargs)
+        self.file.write(_TRAILING_SPACES.sub(r"\1", capture.get()))
+        self.file.flush()
+
+
 def stdout_console() -> Console:
-    """Return a console on stdout (wide enough for the tables when not a terminal).
+    """Return a console on stdout (wide enough for the tables when not a terminal), without trailing spaces.
 
     :return: Console = the console
     """
-    console = Console(file=sys.stdout, highlight=False)
+    console = TrimmedConsole(file=sys.stdout, highlight=False)
     if not console.is_terminal:
-        console = Console(file=sys.stdout, highlight=False, width=PIPE_WIDTH)
+        console = TrimmedConsole(file=sys.stdout, highlight=False, width=PIPE_WIDTH)
     return console
 
 
@@ -46,6 +67,43 @@ def note(message: str) -> None:
     :param message: str = the note
     """
     print(message, file=sys.stderr, flush=True)
+
+
+class HeldFirstWrite(io.TextIOBase):
+    """A text stream that holds back its first write until a second one comes (or it is flushed by the end).
+
+    A streamed document writes its opening (``{"type": "FeatureCollection", "features": [``) before reading any
+    data; through this wrapper nothing reaches the real stream until the first page has been read, so a read that
+    fails at once leaves stdout (``> file``) empty.
+
+    :param target: TextIO = the stream to write to
+    """
+
+    def __init__(self, target: Any) -> None:
+        super().__init__()
+        self._target = target
+        self._held: str | None = None
+        self._started = False
+
+    def writable(self) -> bool:
+        """Return True: this stream is written to."""
+        return True
+
+    def write(self, text: str) -> int:
+        """Write text: the first piece is held until the next one.
+
+        :param text: str = the text
+        :return: int = characters accepted
+        """
+        if not self._started:
+            if self._held is None:
+                self._held = text
+                return len(text)
+            self._started = True
+            self._target.write(self._held)
+            self._held = None
+        self._target.write(text)
+        return len(text)
 
 
 def print_json(data: Any) -> None:
@@ -70,7 +128,7 @@ def iso_time(epoch_millis: Any) -> str | None:
 
 
 def duration(seconds: float | None) -> str:
-    """Format a duration for people: ``850 ms``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``.
+    """Format a measured duration for people: ``850 ms``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``.
 
     :param seconds: Optional[float] = the duration
     :return: str = the text, "-" for None
@@ -81,11 +139,41 @@ def duration(seconds: float | None) -> str:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
+    return _long(round(seconds))
+
+
+def _long(seconds: int) -> str:
+    minutes, secs = divmod(seconds, 60)
     if minutes < 60:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def whole_seconds(seconds: int | None) -> str:
+    """Format a duration stored in whole seconds (a job's ``processing_duration``), without inventing a fraction.
+
+    :param seconds: Optional[int] = the stored value
+    :return: str = ``0 s``, ``45 s``, ``4 min 05 s``, ``2 h 03 min``; "-" for None
+    """
+    if seconds is None:
+        return "-"
+    return f"{seconds} s" if seconds < 60 else _long(seconds)
+
+
+def milliseconds(millis: int | None) -> str:
+    """Format a duration stored in milliseconds (a region's ``processing_duration``, end_time - start_time).
+
+    :param millis: Optional[int] = the duration in milliseconds
+    :return: str = ``970 ms``, ``1.240 s``, ``4 min 05 s``; "-" for None
+    """
+    if millis is None:
+        return "-"
+    if millis < 1000:
+        return f"{millis} ms"
+    if millis < 60_000:
+        return f"{millis / 1000:.3f} s"
+    return _long(round(millis / 1000))
 
 
 STATE_STYLES = {"running": "cyan", "complete": "green", "partial": "yellow", "failed": "red"}

@@ -5,13 +5,30 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pynamodb.attributes import TTLAttribute
+
 from model_runner.database import create_tables, delete_tables
 from model_runner.database.exceptions import error_code
 from model_runner.database.retry import call_with_retry
+from model_runner.database.tables import TABLE_MODELS
 
 from .context import CLI_RETRY_POLICY, Context
 from .errors import EXIT_OK, EXIT_USAGE, UNREACHABLE_CODES, CliError
 from .output import print_json, rows_table, stdout_console
+
+
+def ttl_attribute(role: str) -> str | None:
+    """Return the TTL attribute of a table, by its role; None for a table without TTL (the endpoint table: an
+    endpoint's count must not expire).
+
+    :param role: str = job, region, endpoint or feature
+    :return: Optional[str] = the attribute's name in the table, e.g. ``expire_time``
+    """
+    model = TABLE_MODELS[role][0]
+    for name, attribute in model.get_attributes().items():
+        if isinstance(attribute, TTLAttribute):
+            return str(attribute.attr_name or name)
+    return None
 
 
 def check_reachable(context: Context) -> None:
@@ -31,7 +48,7 @@ def check_reachable(context: Context) -> None:
 
 
 def create_tables_command(args: argparse.Namespace, context: Context) -> int:
-    """Create the four tables (on-demand, TTL on) unless they exist.
+    """Create the four tables (on-demand; TTL on expire_time except the endpoint table) unless they exist.
 
     :param args: argparse.Namespace = the parsed options
     :param context: Context = the global options
@@ -44,7 +61,8 @@ def create_tables_command(args: argparse.Namespace, context: Context) -> int:
             "role": role,
             "table": name,
             "result": "created" if name in report.created else "exists",
-            "ttl_enabled_now": name in report.ttl_enabled,
+            "ttl_attribute": ttl_attribute(role),
+            "ttl": ttl_attribute(role) is not None,  # create_tables leaves TTL on wherever the model has one
         }
         for role, name in context.names.as_dict().items()
     ]
@@ -54,8 +72,8 @@ def create_tables_command(args: argparse.Namespace, context: Context) -> int:
     console = stdout_console()
     console.print(
         rows_table(
-            [("Table", "left"), ("Name", "left"), ("Result", "left")],
-            [[row["role"], row["table"], row["result"]] for row in rows],
+            [("Table", "left"), ("Name", "left"), ("Result", "left"), ("TTL", "left")],
+            [[row["role"], row["table"], row["result"], row["ttl_attribute"] or "none"] for row in rows],
         )
     )
     console.print(f"at {context.where}")

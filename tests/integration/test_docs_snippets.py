@@ -286,21 +286,57 @@ def test_cli_guide_commands_print_what_the_guide_shows(own_dynamodb_local: str, 
     env = {name: value for name, value in os.environ.items() if name not in TABLE_ENV.values()}
     env.update({"AWS_ENDPOINT_URL_DYNAMODB": own_dynamodb_local, "COLUMNS": "120", "NO_COLOR": "1"})
     for command in commands:
-        result = subprocess.run(
-            [sys.executable, "-m", "model_runner.database", *command.args],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        printed = result.stdout.replace(own_dynamodb_local, SHOWN_ENDPOINT)
-        assert output_matches(command.expected, printed), (
-            f"docs/cli.md:{command.line}: model-runner-db {shlex.join(command.args)} (exit {result.returncode}) "
-            f"printed:\n{printed}\nbut the guide shows:\n{command.expected}"
-        )
+        _run_cli_command(command, env, own_dynamodb_local, tmp_path, "docs/cli.md")
+
+
+def _run_cli_command(command: Command, env: dict[str, str], endpoint: str, cwd: Path, document: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "model_runner.database", *command.args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    printed = result.stdout.replace(endpoint, SHOWN_ENDPOINT)
+    assert output_matches(command.expected, printed), (
+        f"{document}:{command.line}: model-runner-db {shlex.join(command.args)} (exit {result.returncode}) "
+        f"printed:\n{printed}\nbut the guide shows:\n{command.expected}"
+    )
+    assert not re.search(r"[ \t]$", result.stdout, re.MULTILINE), f"{document}:{command.line}: trailing spaces"
+
+
+def test_quickstart_runs_as_written_commands_and_python_in_order(
+    own_dynamodb_local: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quickstart's steps, in order, on a DynamoDB Local of their own: its console commands (but ``local``) print
+    what it shows, its Python example runs twice as the page says, and the ``status``/``regions`` blocks show
+    what the commands print afterwards."""
+    document = "docs/quickstart.md"
+    text = (ROOT / document).read_text(encoding="utf-8")
+    for variable in TABLE_ENV.values():
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", own_dynamodb_local)
+    monkeypatch.chdir(tmp_path)
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    ran_python = ran_commands = 0
+    for block in fenced_blocks(text):
+        if block.language == "python":
+            for _ in range(2):  # "Run it a second time: it prints the same."
+                printed = io.StringIO()
+                with contextlib.redirect_stdout(printed):
+                    exec(compile(block.code, f"{document}:{block.line}", "exec"), {"__name__": "quickstart"})
+            ran_python += 1
+        elif block.language == "console":
+            for command in cli_commands("```console\n" + block.code + "```\n"):
+                if command.args[:1] == ["local"]:
+                    continue
+                command.line += block.line - 1
+                _run_cli_command(command, env, own_dynamodb_local, tmp_path, document)
+                ran_commands += 1
+    assert ran_python == 1 and ran_commands >= 3, "the quickstart lost its steps"
 
 
 def test_cli_command_extraction_keeps_outputs_and_skips_other_programs() -> None:
