@@ -249,6 +249,7 @@ def test_a_helper_from_a_table_name_alone_works_on_dataclass_items(custom_table:
     assert updated == {"group": "g", "name": "a", "count": 2, "label": "first"}
     legacy = helper.update_ddb_item(CustomItem("g", "a"), "SET count = count + :one, size = :s", {":one": 1, ":s": 9})
     assert (legacy["count"], legacy["size"]) == (3, 9)  # count and size are reserved words in DynamoDB
+    assert "label" not in helper.update_ddb_item(CustomItem("g", "b0"), "REMOVE label")  # no values: still sent
     assert len(helper.query_items(CustomItem("g"))) == 31
     helper.delete_ddb_item(CustomItem("g", "a"))
     assert helper.get_ddb_item(CustomItem("g", "a")) == {}
