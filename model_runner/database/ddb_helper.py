@@ -609,8 +609,8 @@ class DDBHelper:
         - ``update_exp`` a string (the **legacy path** of the classic boto3 helper) with ``update_attr`` holding its
           ``:values`` (and optionally ``#names``): every bare attribute name in the expression is passed as an
           expression attribute name (never colliding with a ``#name`` of the caller's), every value as an expression
-          attribute value. On an item of the helper's model, each value is first checked against the attribute it is
-          written to: ``SET region_count = :c`` with ``"4"`` raises before any request.
+          attribute value. On an item of a model (one that declares attributes), each value is first checked against
+          the attribute it is written to: ``SET region_count = :c`` with ``"4"`` raises before any request.
 
         ``update_attr`` without ``update_exp`` raises DDBUpdateException, as in the classic helper.
 

@@ -179,6 +179,7 @@ FULL_ITEMS: dict[str, Model] = {
     "feature": FeatureItem(
         hash_key="image-1-7",
         range_key="image-1-region-0:1:0:1",
+        tile_id="image-1-region-0:1:0:1",
         expire_time=1_700_600_000,
         features=['{"type": "Feature", "properties": {"a": 1.5}, "geometry": null}'],
         packed=b"\x01\x00binary\xff",
