@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from .tiles import tile_rows
+
 #: The issue's targets.
 OVERHEAD_MAX = 1.2
 STORAGE_UNITS_MAX = 0.20
@@ -371,6 +373,7 @@ def print_report(results: dict[str, Any], out: IO[str] = sys.stdout) -> None:
         ("Feature storage", storage_rows),
         ("Feature aggregation", aggregation_rows),
         ("Ratios", ratio_rows),
+        ("Recording a region's tiles", tile_rows),
         ("Targets", target_rows),
     )
     for title, rows in sections:
@@ -396,6 +399,7 @@ def markdown(results: dict[str, Any]) -> str:
         ("Feature storage", storage_rows),
         ("Feature aggregation", aggregation_rows),
         ("Ratios", ratio_rows),
+        ("Recording a region's tiles", tile_rows),
     )
     for title, rows in sections:
         headers, body = rows(results)

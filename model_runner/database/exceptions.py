@@ -173,6 +173,11 @@ class UpdateImageException(DDBUpdateException):
     """Updating an image job failed."""
 
 
+class RequestedJobsException(ClientCompatibleError):
+    """An operation of the requested-jobs table failed; like botocore's ClientError, which upstream lets through,
+    it carries DynamoDB's code in ``err.response["Error"]["Code"]`` (and ``err.code``)."""
+
+
 class EndpointStatisticsException(ClientCompatibleError):
     """Reading or changing the statistics of an endpoint failed."""
 
