@@ -8,6 +8,7 @@ import gc
 import io
 import json
 import random
+import threading
 import tracemalloc
 import uuid
 from collections import Counter
@@ -732,3 +733,26 @@ def test_keys_over_dynamodb_limits_are_refused_before_anything_is_written(
     with pytest.raises(AddFeaturesException, match="range key"):
         classic.add_features(good, source_tile=((0, 10**1100), (512, 512)))
     assert scan(feature_table) == []
+
+
+def test_items_larger_than_the_decoded_budget_stream_one_after_another(
+    feature_table: FeatureTable, dynamodb_local_endpoint: str
+) -> None:
+    """Two items of 6 MB of JSON each (compressed to a few KB) in one shard: together over the 8 MiB the readers may
+    hold decoded, each alone is let through, and the stream never waits for memory its own consumer holds."""
+    from model_runner.database import feature_stream
+
+    one_shard = FeatureTable(feature_table.table_name, (512, 512), (32, 32), host=dynamodb_local_endpoint, hash_salt=1)
+
+    text = "all quiet on the western front. " * 190_000  # 6 MB
+    assert 2 * len(text) > feature_stream.DECODED_BYTES_IN_FLIGHT
+    for n, tile in enumerate(tiles(2)):
+        one_shard.add_features([box_feature("img-wide", f"wide-{n}", [5, 5, 9, 9], report=text)], source_tile=tile)
+    read: list[str] = []
+    reader = threading.Thread(
+        target=lambda: read.extend(f["id"] for f in one_shard.iter_features("img-wide")), daemon=True
+    )
+    reader.start()
+    reader.join(60)
+    assert not reader.is_alive(), "the stream waits for memory its consumer holds"
+    assert sorted(read) == ["wide-0", "wide-1"]
