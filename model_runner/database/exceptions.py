@@ -169,6 +169,12 @@ class UpdateRegionException(DatabaseError):
     """Updating a region (or recording a tile) failed."""
 
 
+class InvalidRegionRequestException(UpdateRegionException):
+    """A region operation got input it cannot store (a malformed tile, an empty tile list, an unknown tile state);
+    nothing was written. Upstream's name; an :class:`UpdateRegionException`, so ``except UpdateRegionException``
+    catches it too."""
+
+
 class UpdateImageException(DDBUpdateException):
     """Updating an image job failed."""
 

@@ -17,6 +17,7 @@ from .exceptions import (
     CompleteRegionException,
     DatabaseError,
     GetRegionRequestItemException,
+    InvalidRegionRequestException,
     StartRegionException,
     UpdateRegionException,
 )
@@ -449,7 +450,7 @@ class RegionRequestTable(DDBHelper):
             value = normalize_tile(tile)
             checked_state = tile_state(state)
         except ValueError as err:
-            raise self.error(UpdateRegionException, "add tile (bad input)", key, err) from err
+            raise self.error(InvalidRegionRequestException, "add tile (bad input)", key, err) from err
         item = RegionRequestItem
         if checked_state is TileState.SUCCEEDED:
             list_name, tiles, count = "succeeded_tiles", item.succeeded_tiles, item.succeeded_tile_count
@@ -516,7 +517,7 @@ class RegionRequestTable(DDBHelper):
                     values.append(value)
             checked_state = tile_state(state)
         except ValueError as err:
-            raise self.error(UpdateRegionException, "add tiles (bad input)", key, err) from err
+            raise self.error(InvalidRegionRequestException, "add tiles (bad input)", key, err) from err
         stored: RegionRequestItem | None = None
         for start in range(0, len(values), MAX_TILES_PER_REQUEST):
             stored = self._add_tile_values(

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from model_runner.common.typing import TileState
-from model_runner.database import RegionRequestItem, RegionRequestTable, UpdateRegionException
+from model_runner.database import (
+    InvalidRegionRequestException,
+    RegionRequestItem,
+    RegionRequestTable,
+    UpdateRegionException,
+)
 from model_runner.database.region_request_table import MAX_TILES_PER_REQUEST
 
 pytestmark = pytest.mark.integration
@@ -114,8 +119,9 @@ def test_a_tile_given_twice_in_one_call_counts_once(region: RegionRequestTable) 
 )
 def test_an_empty_list_or_a_non_tile_raises_and_writes_nothing(region: RegionRequestTable, bad: Any) -> None:
     before = read(region)
-    with requests_sent(region) as sent, pytest.raises(UpdateRegionException):
+    with requests_sent(region) as sent, pytest.raises(UpdateRegionException) as caught:
         region.add_tiles(IMAGE, REGION, bad, TileState.SUCCEEDED)
+    assert isinstance(caught.value, InvalidRegionRequestException)  # upstream's name for refused input
     assert sent == Counter()
     after = read(region)
     assert after.attribute_values == before.attribute_values

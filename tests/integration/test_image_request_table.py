@@ -112,6 +112,15 @@ def test_extents_written_by_the_seed_api_are_read_by_the_new_one(
     assert job_table.get_image_request("img").extents == "[1, 1, 2, 2]"
 
 
+def test_the_classic_helper_api_works_on_image_request_items(image_requests: ImageRequestTable) -> None:
+    image_requests.start_image_request(ImageRequestItem("img"))
+    updated = image_requests.update_ddb_item(ImageRequestItem("img", region_count=Decimal(3), width=Decimal(640)))
+    assert updated["region_count"] == 3 and updated["width"] == 640
+    assert image_requests.get_ddb_item(ImageRequestItem("img"))["region_count"] == Decimal(3)
+    stored = image_requests.get_image_request("img")
+    assert stored.region_count == 3 and type(stored.region_count) is int
+
+
 # -- table names from the environment --------------------------------------------------------------------------
 
 

@@ -59,7 +59,7 @@ def test_add_new_request_applied_twice_keeps_one_record(
     (stored,) = jobs.get_outstanding_requests()
     assert stored == record and stored.num_attempts == 0 and stored.region_count == 2
     assert fault_proxy.snapshot().forwarded["PutItem"] == 2
-    _record(run_report, f"add_new_request-{kind}", fault_proxy, operations=2)
+    _record(run_report, f"requested-add_new_request-{kind}", fault_proxy, operations=2)
 
 
 @pytest.mark.parametrize("kind", APPLIED_TWICE_KINDS)
@@ -75,7 +75,7 @@ def test_start_next_attempt_applied_twice_wins_once(
     (stored,) = jobs.get_outstanding_requests()
     assert stored.num_attempts == 1
     assert jobs.start_next_attempt(record) is False  # and another worker with the same record loses
-    _record(run_report, f"start_next_attempt-{kind}", fault_proxy, operations=3)
+    _record(run_report, f"requested-start_next_attempt-{kind}", fault_proxy, operations=3)
 
 
 @pytest.mark.parametrize("kind", APPLIED_TWICE_KINDS)
@@ -91,7 +91,7 @@ def test_complete_region_applied_twice_records_the_region_once(
     (stored,) = jobs.get_outstanding_requests()
     assert stored.regions_complete == ["r1"]
     assert jobs.complete_region(REQUEST, "r1") is False  # a later redelivery is not counted
-    _record(run_report, f"complete_region-{kind}", fault_proxy, operations=3)
+    _record(run_report, f"requested-complete_region-{kind}", fault_proxy, operations=3)
 
 
 @pytest.mark.parametrize("kind", APPLIED_TWICE_KINDS)
@@ -109,3 +109,22 @@ def test_add_tiles_applied_twice_records_each_tile_once(
     assert stored.succeeded_tiles == [[list(t[0]), list(t[1])] for t in batch]
     assert stored.succeeded_tile_count == 25 and returned.succeeded_tile_count == 25
     _record(run_report, f"add_tiles-{kind}", fault_proxy, operations=2)
+
+
+@pytest.mark.parametrize("kind", APPLIED_TWICE_KINDS)
+def test_update_request_details_and_complete_request_applied_twice_change_nothing_more(
+    proxied: tuple[RequestedJobsTable, RegionRequestTable], fault_proxy: FaultProxy, kind: str, run_report: RunReport
+) -> None:
+    jobs, _ = proxied
+    jobs.add_new_request(REQUEST)
+    fault_proxy.force(kind, operation="UpdateItem")
+    jobs.update_request_details(REQUEST, 7)  # a SET of the same value, on an existing record: no error on the retry
+    assert fault_proxy.drain(10)
+    (stored,) = jobs.get_outstanding_requests()
+    assert stored.region_count == 7 and stored.num_attempts == 0
+    fault_proxy.force(kind, operation="DeleteItem")
+    jobs.complete_request(REQUEST)  # deleting what the first attempt deleted is no error
+    assert fault_proxy.drain(10)
+    assert fault_proxy.snapshot().forwarded["DeleteItem"] == 2
+    assert jobs.get_outstanding_requests() == []
+    _record(run_report, f"requested-details-and-complete-{kind}", fault_proxy, operations=4)
