@@ -24,7 +24,7 @@ from model_runner.common.typing import ImageDimensions
 
 from . import infra
 from .context import Context
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, NO_REGION_MESSAGE, CliError, explain, one_line
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, NO_REGION_MESSAGE, CliError, explain, one_line
 
 PROG = "model-runner-db"
 
@@ -418,11 +418,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if as_program:
         signals.install()
     code = _run(argv, signals)
-    if as_program and any(
-        t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()
+    stopped_early = signals.received is not None or code != EXIT_OK
+    if (
+        as_program
+        and stopped_early
+        and any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread())
     ):
-        # an interrupted command left a thread in a request: its result is not wanted, and waiting for it at exit
-        # (concurrent.futures joins its threads) would hang; everything that mattered was cleaned up already
+        # an interrupted or failed command left a thread in a request: its result is not wanted, and waiting for it at
+        # exit (concurrent.futures joins its threads) would hang; everything that mattered was cleaned up already
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
