@@ -449,7 +449,7 @@ def test_local_start_status_stop_keeps_tables_on_disk(cli: Any, tmp_path: Path, 
         assert not_running.code == 3 and "not running" in not_running.out
 
         text = cli("local", "start", "--data-dir", str(data_dir), "--port", port)
-        assert text.code == 0 and f"export AWS_ENDPOINT_URL_DYNAMODB={endpoint}" in text.out
+        assert text.code == 0 and f"export AWS_ENDPOINT_URL_DYNAMODB={endpoint}" in text.out, text.err
         again = cli("--endpoint-url", endpoint, "--table-prefix", "disk-", "create-tables", "--json")
         assert [t["result"] for t in again.json()["tables"]] == ["exists"] * len(
             TABLE_MODELS

@@ -443,3 +443,7 @@ def test_sphinx_builds_the_docs_without_warnings_and_documents_the_api(tmp_path:
         assert f"model_runner.database.{method}" in parser.ids, f"no entry for {method}"
     for guide in ("quickstart", "configuration", "workflow", "table-design", "guarantees", "migrating", "cli"):
         assert (out / f"{guide}.html").is_file(), f"guide {guide} was not built"
+    # long commands in code blocks wrap (or scroll) instead of being cut off by the theme
+    assert "_static/custom.css" in (out / "cli.html").read_text(encoding="utf-8")
+    css = (out / "_static" / "custom.css").read_text(encoding="utf-8")
+    assert "white-space: pre-wrap" in css and "overflow-x: auto" in css
