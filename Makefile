@@ -7,8 +7,13 @@ PY := $(VENV)/bin/python
 export DYNAMODB_LOCAL_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/model-runner-db/dynamodb-local
 DDB_JAR := $(DYNAMODB_LOCAL_DIR)/DynamoDBLocal.jar
 PYTEST_ARGS ?=
+# Test processes: one per CPU (pytest-xdist); each starts its own in-memory DynamoDB Local. TEST_WORKERS=0 runs in one.
+TEST_WORKERS ?= auto
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal)
+# Scale of the long reliability run (`make reliability`); `make test` runs the reliability suite at scale 1.
+RELIABILITY_SCALE ?= 10
 
-.PHONY: install dynamodb-local test unit integration lint docs demo bench screenshots clean
+.PHONY: install dynamodb-local test unit integration reliability lint docs demo bench screenshots clean
 
 install: $(VENV)/.installed
 
@@ -25,13 +30,17 @@ $(DDB_JAR): | $(VENV)/.installed
 	$(PY) -m model_runner.testing.dynamodb_local fetch --dest $(DYNAMODB_LOCAL_DIR)
 
 test: install dynamodb-local
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(XDIST) $(PYTEST_ARGS)
 
 unit: install
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit $(XDIST) $(PYTEST_ARGS)
 
 integration: install dynamodb-local
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration $(XDIST) $(PYTEST_ARGS)
+
+# The reliability suite at a larger scale (more jobs, regions, tiles, workers and hypothesis examples): long.
+reliability: install dynamodb-local
+	$(PY) -m pytest tests/reliability $(XDIST) --reliability-scale $(RELIABILITY_SCALE) $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check model_runner tests benchmarks

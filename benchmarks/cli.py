@@ -58,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--seed", type=int, default=1, help="seed of the synthetic detections (default 1)")
     cli.add_argument("--skip-operations", action="store_true", help="skip the per-operation benchmark")
     cli.add_argument("--skip-features", action="store_true", help="skip the feature path benchmark")
+    cli.add_argument("--skip-tiles", action="store_true", help="skip the add_tiles against add_tile benchmark")
     cli.add_argument("--only", default="", help="comma-separated substrings of operation names to measure")
     cli.add_argument(
         "--variants",
@@ -88,6 +89,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "only": [part for part in args.only.split(",") if part],
         "skip_operations": bool(args.skip_operations),
         "skip_features": bool(args.skip_features),
+        "skip_tiles": bool(getattr(args, "skip_tiles", False)),
         "variants": [part.strip() for part in args.variants.split(",") if part.strip()],
     }
 
@@ -139,6 +141,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
                 results["operations"] = run_operations(endpoint_url, names, config["op_calls"], config["only"])
             finally:
                 delete_tables(names, host=endpoint_url)
+        if not config["skip_tiles"]:
+            results["tiles"] = tiles_benchmark(endpoint_url, run_id, 1 if config["quick"] else 3)
         if not config["skip_features"]:
             feature_config = FeaturePathConfig(
                 endpoint_url=endpoint_url,
@@ -173,6 +177,27 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
     print_report(results)
     log(f"results: {json_path}\nplot:    {png_path}\ntables:  {md_path}")
     return results
+
+
+def tiles_benchmark(endpoint_url: str, run_id: str, repeat: int) -> dict[str, Any]:
+    """Measure a 400-tile region recorded with add_tiles in batches of 25 against 400 add_tile calls.
+
+    :param endpoint_url: str = the DynamoDB endpoint
+    :param run_id: str = the run's id, for the table name
+    :param repeat: int = repetitions of each way
+    :return: Dict[str, Any] = the figures of :func:`benchmarks.tiles.run_tiles`
+    """
+    from model_runner.database import RegionRequestTable
+
+    from .tiles import run_tiles
+
+    table = RegionRequestTable(f"bench-{run_id}-tiles", host=endpoint_url)
+    table.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+    log(f"tiles: a 400-tile region, add_tiles in batches of 25 against add_tile, {repeat} times each")
+    try:
+        return run_tiles(endpoint_url, table.table_name, repeat)
+    finally:
+        table.model.delete_table()
 
 
 def floor_summary(results: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,8 @@ Storage (in this process, one fresh table per variant and repetition, the same t
 
 * ``ours``: ``FeatureTable.add_features(features, source_tile=tile)`` per tile, from ``workers`` threads, as the
   region workers call it;
+* ``ours_region``: ``FeatureTable.add_features_of_tiles`` with the tiles of a region (25 per call), from the same
+  threads, as a region worker that stores its tiles together before recording them with ``add_tiles``;
 * ``floor``: the BatchWriteItem requests ``ours`` sent (recorded by the first repetition of ``ours``), sent again
   through a raw botocore client from the same number of threads, into a fresh table;
 * ``classic``: the classic layout (:mod:`benchmarks.classic`), per tile, from the same number of threads.
@@ -42,7 +44,9 @@ from .data import Workload, generate
 from .env import REGION, create_feature_table, delete_table
 from .floor import Replayer, raw_client, rename_table
 
-STORAGE_VARIANTS = ("ours", "floor", "classic")
+STORAGE_VARIANTS = ("ours", "ours_region", "floor", "classic")
+#: Tiles per ``add_features_of_tiles`` call in the ``ours_region`` variant (a region of 5 x 5 tiles).
+TILES_PER_REGION = 25
 AGGREGATION_VARIANTS = ("ours_stream", "ours_collection", "ours_list", "floor", "classic")
 MIB = 2**20
 
@@ -156,6 +160,8 @@ class StorageBench:
         recorder = RequestRecorder(capture=True, size_items=False)
         if variant == "ours":
             figures = self._ours(name, recorder)
+        elif variant == "ours_region":
+            figures = self._ours_region(name, recorder)
         elif variant == "floor":
             figures = self._floor(name, recorder)
         else:
@@ -197,6 +203,28 @@ class StorageBench:
 
         with recorder.attached(table.client):
             seconds, cpu = _timed_pool(self.config.workers, store, self.tiles)
+        return {"seconds": round(seconds, 4), "cpu_seconds": round(cpu, 3)}
+
+    def _ours_region(self, name: str, recorder: RequestRecorder) -> dict[str, Any]:
+        from model_runner.database import FeatureTable
+
+        table = FeatureTable(
+            name,
+            self.config.tile_size,
+            self.config.overlap,
+            host=self.config.endpoint_url,
+            region=REGION,
+            max_pool_connections=max(16, self.config.workers * 2),
+        )
+        regions = [
+            self.tiles[start : start + TILES_PER_REGION] for start in range(0, len(self.tiles), TILES_PER_REGION)
+        ]
+
+        def store(region: Sequence[tuple[Any, list[Any]]]) -> None:
+            table.add_features_of_tiles(region)
+
+        with recorder.attached(table.client):
+            seconds, cpu = _timed_pool(self.config.workers, store, regions)
         return {"seconds": round(seconds, 4), "cpu_seconds": round(cpu, 3)}
 
     def _floor(self, name: str, recorder: RequestRecorder) -> dict[str, Any]:
@@ -565,12 +593,17 @@ def _query_threads(queries: Sequence[Any]) -> int:
 
 def _ratios(stored: dict[str, dict[str, Any]], aggregated: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     ours, floor, classic = stored["ours"], stored["floor"], stored["classic"]
+    region = stored.get("ours_region", {})
     stream, collection, listed = aggregated["ours_stream"], aggregated["ours_collection"], aggregated["ours_list"]
     floor_read, classic_read = aggregated["floor"], aggregated["classic"]
     return {
         "storage_time_ours_over_floor": _ratio(ours.get("seconds"), floor.get("seconds")),
         "storage_time_ours_over_classic": _ratio(ours.get("seconds"), classic.get("seconds")),
         "storage_wcu_ours_over_classic": _ratio(ours.get("write_capacity_units"), classic.get("write_capacity_units")),
+        "storage_time_ours_region_over_classic": _ratio(region.get("seconds"), classic.get("seconds")),
+        "storage_wcu_ours_region_over_classic": _ratio(
+            region.get("write_capacity_units"), classic.get("write_capacity_units")
+        ),
         "storage_bytes_ours_over_classic": _ratio(ours.get("item_bytes_written"), classic.get("item_bytes_written")),
         "storage_items_ours_over_classic": _ratio(ours.get("items_written"), classic.get("items_written")),
         "aggregation_throughput_list_over_classic": _ratio(

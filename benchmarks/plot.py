@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-STORAGE_STYLES = {"ours": ("tab:blue", "o"), "floor": ("tab:gray", "s"), "classic": ("tab:red", "^")}
+STORAGE_STYLES = {
+    "ours": ("tab:blue", "o"),
+    "ours_region": ("tab:green", "P"),
+    "floor": ("tab:gray", "s"),
+    "classic": ("tab:red", "^"),
+}
 AGGREGATION_STYLES = {
     "ours_stream": ("tab:blue", "o"),
     "ours_collection": ("tab:cyan", "D"),
@@ -53,7 +58,7 @@ def plot_results(results: dict[str, Any], path: Path) -> Path:
         if xs:
             memory_axis.plot(xs, ys, color=colour, marker=marker, label=variant)
     for variant, (colour, marker) in STORAGE_STYLES.items():
-        if variant == "floor":  # the floor sends ours' requests: the same units
+        if variant in ("floor", "ours_region"):  # the floor sends ours' requests, by region the same items: same units
             continue
         xs, ys = _series(sizes, "storage", variant, "write_capacity_units")
         if xs:

@@ -6,6 +6,8 @@ autoapi reads the sources without importing them, so building the docs needs no 
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from docutils import nodes
@@ -16,6 +18,8 @@ from sphinx.environment import BuildEnvironment
 from sphinx.util import logging
 
 _LOGGER = logging.getLogger(__name__)
+#: The folder that holds the package ``model_runner`` (autoapi_dirs' parent).
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 project = "model-runner-database"
 author = "model_runner maintainers"
@@ -56,7 +60,10 @@ autoapi_ignore = ["*/__main__.py"]
 # -- HTML ----------------------------------------------------------------------------------------------------------
 html_theme = "alabaster"
 html_title = "model_runner.database"
-html_static_path: list[str] = []
+# Wide enough for the command line's 120-column tables; _static/custom.css makes code blocks wrap rather than cut off
+html_theme_options = {"page_width": "1180px", "body_max_width": "none"}
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 
 
 # -- One target per name ---------------------------------------------------------------------------------------------
@@ -85,7 +92,38 @@ def _mark_reexports_as_aliases(app: Sphinx, env: BuildEnvironment) -> list[str]:
             entry = objects.get(alias)
             if entry is not None and not entry.aliased and entry.objtype == objects[name].objtype:
                 objects[alias] = entry._replace(aliased=True)
+    _mark_sibling_reexports(objects, modules)
     return []
+
+
+def _defines(module: str, name: str) -> bool:
+    """Tell whether a module's source defines a top-level name (class, function or assignment), not imports it."""
+    base = _SOURCE_ROOT / Path(*module.split("."))
+    path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return True
+    return re.search(rf"^(class|def) {re.escape(name)}\b|^{re.escape(name)}\s*[:=]", text, re.MULTILINE) is not None
+
+
+def _mark_sibling_reexports(objects: dict[str, Any], modules: list[str]) -> None:
+    """Mark a module's re-export of a sibling module's object (``dynamodb_local`` gathering ``emulator``'s names) as
+    an alias of the defining module's entry, so that a short reference finds one target."""
+    for module in modules:
+        package = module.rsplit(".", 1)[0]
+        for name in [
+            name for name in objects if name.startswith(module + ".") and name.count(".") == module.count(".") + 1
+        ]:
+            short = name[len(module) + 1 :]
+            entry = objects[name]
+            if entry.aliased or _defines(module, short):
+                continue
+            siblings = [
+                m for m in modules if m != module and m.rsplit(".", 1)[0] == package and f"{m}.{short}" in objects
+            ]
+            if any(_defines(sibling, short) for sibling in siblings):
+                objects[name] = entry._replace(aliased=True)
 
 
 def _unresolved_in_guides(app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement) -> None:

@@ -8,7 +8,9 @@ from typing import Any
 
 from shapely.geometry.base import BaseGeometry
 
+from model_runner.api import external
 from model_runner.api.errors import (
+    RequestValidationError,
     check_dict_list,
     check_geometry,
     check_int_pair,
@@ -44,6 +46,9 @@ class ImageRequest:
     feature_properties: list[dict[str, Any]] = field(default_factory=list)
     feature_distillation_option: dict[str, Any] | None = None
     roi: BaseGeometry | None = None
+    model_invocation_role: str | None = None
+    model_endpoint_parameters: dict[str, Any] | None = None
+    post_processing: list[dict[str, Any]] = field(default_factory=external.default_post_processing)
 
     def __post_init__(self) -> None:
         """Check and normalise every field.
@@ -67,6 +72,11 @@ class ImageRequest:
             owner, "feature_distillation_option", self.feature_distillation_option
         )
         self.roi = check_geometry(owner, "roi", self.roi)
+        self.model_invocation_role = check_optional_str(owner, "model_invocation_role", self.model_invocation_role)
+        self.model_endpoint_parameters = check_optional_dict(
+            owner, "model_endpoint_parameters", self.model_endpoint_parameters
+        )
+        self.post_processing = check_dict_list(owner, "post_processing", self.post_processing)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ImageRequest:
@@ -77,3 +87,27 @@ class ImageRequest:
         :raises RequestValidationError: for unknown keys (all named), a missing required field, or an invalid value
         """
         return cls(**check_keys(cls, data))
+
+    @classmethod
+    def from_external_message(cls, message: Mapping[str, Any] | str | bytes) -> ImageRequest:
+        """Build a request from an image-queue message: the camelCase JSON that clients put on the image queue.
+
+        ``jobId`` -> job_id; the first of ``imageUrls`` -> image_url; image_id = "<jobId>:<image_url>";
+        ``imageReadRole``; ``imageProcessor`` {``name``, ``type`` (default SM_ENDPOINT), ``assumedRole``} ->
+        model_name, model_invoke_mode, model_invocation_role; ``imageProcessorParameters`` (a dict) ->
+        model_endpoint_parameters; ``imageProcessorTileSize`` / ``imageProcessorTileOverlap`` (one number n) ->
+        (n, n); ``imageProcessorTileFormat`` / ``imageProcessorTileCompression`` (defaults NITF / NONE);
+        ``regionOfInterest`` (WKT) -> roi; ``outputs``, or the legacy ``outputBucket`` + ``outputPrefix`` as one S3
+        output; ``featureProperties``; ``featureDistillation`` -> feature_distillation_option; ``postProcessing``
+        (default: feature distillation with NMS). Other keys (``jobName``, ...) are ignored.
+
+        :param message: Union[Mapping[str, Any], str, bytes] = the message, parsed or as JSON text
+        :return: ImageRequest = the checked request
+        :raises RequestValidationError: naming the offending field (the message's camelCase key) when the message
+            is not a JSON object, a required key is missing, or a value has the wrong type or is out of range
+        """
+        fields = external.request_fields(message)
+        try:
+            return cls(**fields)
+        except RequestValidationError as err:
+            raise external.rename_error(err) from err

@@ -21,6 +21,7 @@ from model_runner.database import (
     FeatureTable,
     JobTable,
     RegionRequestTable,
+    RequestedJobsTable,
     RetryPolicy,
     TableNames,
 )
@@ -121,6 +122,7 @@ class Context:
             region=getattr(args, "region_table", None),
             endpoint=getattr(args, "endpoint_table", None),
             feature=getattr(args, "feature_table", None),
+            requested=getattr(args, "requested_table", None),
         )
         return cls(
             endpoint_url=endpoint.rstrip("/") if endpoint else None,
@@ -151,6 +153,7 @@ class Context:
             ("--region-table", self.names.region, defaults.region),
             ("--endpoint-table", self.names.endpoint, defaults.endpoint),
             ("--feature-table", self.names.feature, defaults.feature),
+            ("--requested-table", self.names.requested, defaults.requested),
         ):
             if name != default:
                 parts += [option, name]
@@ -220,3 +223,10 @@ class Context:
         :return: FeatureTable = the repository
         """
         return FeatureTable(self.names.feature, **self._options())
+
+    def requested_jobs_table(self) -> RequestedJobsTable:
+        """Return the scheduler's requested-jobs repository.
+
+        :return: RequestedJobsTable = the repository
+        """
+        return RequestedJobsTable(self.names.requested, **self._options())

@@ -28,7 +28,13 @@ from model_runner.infra.cloudformation import (
 from model_runner.infra.iam import ROLE_METHODS, policy_document
 
 #: Options naming a table, per table short name of ``TABLE_MODELS`` (the main command's global options).
-TABLE_OPTIONS = {"job": "job_table", "region": "region_table", "endpoint": "endpoint_table", "feature": "feature_table"}
+TABLE_OPTIONS = {
+    "job": "job_table",
+    "region": "region_table",
+    "endpoint": "endpoint_table",
+    "feature": "feature_table",
+    "requested": "requested_table",
+}
 
 
 def _positive(text: str) -> int:
@@ -69,8 +75,8 @@ def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()
         "cloudformation",
         parents=list(parents),
         allow_abbrev=False,
-        help="print a CloudFormation template of the four tables, derived from the models",
-        description="Print a CloudFormation template of the four tables, derived from the PynamoDB models: key "
+        help="print a CloudFormation template of the tables, derived from the models",
+        description="Print a CloudFormation template of the tables, derived from the PynamoDB models: key "
         "schema, TTL on the expiry attribute, billing, point-in-time recovery, encryption, table names as parameters, "
         "names and ARNs as outputs.",
     )

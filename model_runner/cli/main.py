@@ -5,7 +5,7 @@ dependency, and subcommands with shared global options are all this needs); tabl
 
 Global options (AWS CLI style) may come before or after the command:
 ``--endpoint-url``, ``--region``, ``--profile``, ``--table-prefix``, ``--job-table``, ``--region-table``,
-``--endpoint-table``, ``--feature-table``, ``--debug``.
+``--endpoint-table``, ``--feature-table``, ``--requested-table``, ``--debug``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from model_runner.common.typing import ImageDimensions
 
 from . import infra
 from .context import Context
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, NO_REGION_MESSAGE, CliError, explain, one_line
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, NO_REGION_MESSAGE, CliError, explain, one_line
 
 PROG = "model-runner-db"
 
@@ -192,6 +192,12 @@ def _global_options(suppress: bool) -> _Parser:
     )
     group.add_argument("--feature-table", metavar="NAME", default=default, help="feature table (FEATURE_TABLE)")
     group.add_argument(
+        "--requested-table",
+        metavar="NAME",
+        default=default,
+        help="requested-jobs table of the scheduler (OUTSTANDING_IMAGE_REQUEST_TABLE)",
+    )
+    group.add_argument(
         "--debug",
         action="store_true",
         default=argparse.SUPPRESS if suppress else False,
@@ -219,17 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     common = [_global_options(suppress=True)]
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
-    from . import demo, jobs, local, serve, tables  # imported here: --help stays fast
+    from . import demo, jobs, local, requests, serve, tables  # imported here: --help stays fast
 
     create = commands.add_parser(
         "create-tables",
         parents=common,
-        help="create the four tables (on-demand; TTL on expire_time but for the endpoint table) unless they exist",
+        help="create the tables (on-demand; TTL on expire_time but for the endpoint and requested-jobs tables) "
+        "unless they exist",
     )
     _json_option(create)
     create.set_defaults(handler=tables.create_tables_command)
 
-    delete = commands.add_parser("delete-tables", parents=common, help="delete the four tables and all their items")
+    delete = commands.add_parser("delete-tables", parents=common, help="delete the tables and all their items")
     delete.add_argument("--yes", action="store_true", help="confirm the deletion")
     _json_option(delete)
     delete.set_defaults(handler=tables.delete_tables_command)
@@ -342,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.set_defaults(handler=demo.demo_command)
 
     serve.add_parser(commands, common)
+    requests.add_parser(commands, common)
     infra.add_parsers(commands, parents=common)
     return parser
 
@@ -410,11 +418,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if as_program:
         signals.install()
     code = _run(argv, signals)
-    if as_program and any(
-        t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()
+    stopped_early = signals.received is not None or code != EXIT_OK
+    if (
+        as_program
+        and stopped_early
+        and any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread())
     ):
-        # an interrupted command left a thread in a request: its result is not wanted, and waiting for it at exit
-        # (concurrent.futures joins its threads) would hang; everything that mattered was cleaned up already
+        # an interrupted or failed command left a thread in a request: its result is not wanted, and waiting for it at
+        # exit (concurrent.futures joins its threads) would hang; everything that mattered was cleaned up already
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -48,7 +48,8 @@ def check_reachable(context: Context) -> None:
 
 
 def create_tables_command(args: argparse.Namespace, context: Context) -> int:
-    """Create the four tables (on-demand; TTL on expire_time except the endpoint table) unless they exist.
+    """Create the tables (on-demand; TTL on expire_time except the endpoint and requested-jobs tables) unless they
+    exist.
 
     :param args: argparse.Namespace = the parsed options
     :param context: Context = the global options
@@ -81,7 +82,7 @@ def create_tables_command(args: argparse.Namespace, context: Context) -> int:
 
 
 def delete_tables_command(args: argparse.Namespace, context: Context) -> int:
-    """Delete the four tables and every item in them; refuses without ``--yes``.
+    """Delete the tables and every item in them; refuses without ``--yes``.
 
     :param args: argparse.Namespace = the parsed options
     :param context: Context = the global options

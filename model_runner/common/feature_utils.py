@@ -55,6 +55,8 @@ def _number(value: object, where: str, feature: Mapping[str, Any]) -> float:
     :return: float = the coordinate
     :raises ValueError: when it is not a real number (booleans and strings included) or is NaN or infinite
     """
+    if type(value) is float and value - value == 0.0:  # the common case, finite: x - x is NaN for NaN and inf
+        return value
     if isinstance(value, bool) or not isinstance(value, (float, int, numbers.Real)):
         raise ValueError(f"{_name(feature)}: {where} must be a number, got {value!r}")
     try:

@@ -19,7 +19,9 @@ from .exceptions import (
     GetFeaturesException,
     GetImageRequestItemException,
     GetRegionRequestItemException,
+    InvalidRegionRequestException,
     IsImageCompleteException,
+    RequestedJobsException,
     StartImageException,
     StartRegionException,
     TableSetupException,
@@ -27,8 +29,10 @@ from .exceptions import (
     UpdateRegionException,
 )
 from .feature_table import FeatureItem, FeatureTable
+from .image_request_table import ImageRequestItem, ImageRequestTable
 from .job_table import JobItem, JobTable
 from .region_request_table import RegionRequestItem, RegionRequestTable
+from .requested_jobs_table import ImageRequestStatusRecord, RequestedJobsItem, RequestedJobsTable
 from .retry import RetryPolicy
 from .tables import TableNames, create_tables, delete_tables
 
@@ -52,11 +56,18 @@ __all__ = [
     "GetFeaturesException",
     "GetImageRequestItemException",
     "GetRegionRequestItemException",
+    "ImageRequestItem",
+    "ImageRequestStatusRecord",
+    "ImageRequestTable",
+    "InvalidRegionRequestException",
     "IsImageCompleteException",
     "JobItem",
     "JobTable",
     "RegionRequestItem",
     "RegionRequestTable",
+    "RequestedJobsException",
+    "RequestedJobsItem",
+    "RequestedJobsTable",
     "RetryPolicy",
     "StartImageException",
     "StartRegionException",

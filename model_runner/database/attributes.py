@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from pynamodb.attributes import ListAttribute, NumberAttribute, TTLAttribute
+from pynamodb.attributes import Attribute, ListAttribute, NumberAttribute, TTLAttribute
 from pynamodb.attributes import UnicodeAttribute as _PynamoUnicodeAttribute
+from pynamodb.constants import MAP
 
 Number = int | float
 
@@ -156,6 +157,66 @@ def deserialize_value(value: Mapping[str, Any]) -> Any:
     if kind == "NS":
         return {_number(v) for v in data}
     raise TypeError(f"unknown DynamoDB type {kind}")
+
+
+def serialize_value(value: Any) -> dict[str, Any]:
+    """Encode a Python value as a DynamoDB attribute value.
+
+    :param value: Any = str, bytes, bool, int, float, Decimal, None, list/tuple, dict, or set of str/numbers/bytes
+    :return: Dict[str, Any] = the attribute value, such as ``{"N": "3"}``
+    :raises TypeError: for any other type
+    :raises ValueError: for NaN or infinite numbers
+    """
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, (bytes, bytearray)):
+        return {"B": bytes(value)}
+    if isinstance(value, (int, float, Decimal)):
+        return {"N": str(to_native_number(value))}
+    if isinstance(value, (list, tuple)):
+        return {"L": [serialize_value(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {str(k): serialize_value(v) for k, v in value.items()}}
+    if isinstance(value, (set, frozenset)) and value:
+        if all(isinstance(v, str) for v in value):
+            return {"SS": sorted(value)}
+        if all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in value):
+            return {"NS": [str(to_native_number(v)) for v in value]}
+        if all(isinstance(v, (bytes, bytearray)) for v in value):
+            return {"BS": [bytes(v) for v in value]}
+    raise TypeError(f"cannot store a value of type {type(value).__name__} in DynamoDB: {value!r}")
+
+
+class NativeMapAttribute(Attribute[dict[str, Any]]):
+    """An untyped map attribute (a DynamoDB M) of native values: nested dicts, lists, strings, numbers, booleans.
+
+    Numbers read back as int or float (never Decimal); Decimals and tuples are accepted when writing.
+    """
+
+    attr_type = MAP
+
+    def serialize(self, value: Any) -> dict[str, Any]:
+        """Encode a dict as the members of a DynamoDB map.
+
+        :param value: Any = the dict
+        :return: Dict[str, Any] = member name to DynamoDB attribute value
+        :raises TypeError: when the value is not a dict, or holds a value DynamoDB cannot store
+        """
+        if not isinstance(value, dict):
+            raise TypeError(f"{self.attr_name}: expected a dict, got {type(value).__name__}: {value!r}")
+        return {str(k): serialize_value(v) for k, v in value.items()}
+
+    def deserialize(self, value: Any) -> dict[str, Any]:
+        """Decode the members of a stored map.
+
+        :param value: Any = member name to DynamoDB attribute value
+        :return: Dict[str, Any] = the dict, with native numbers
+        """
+        return {k: deserialize_value(v) for k, v in value.items()}
 
 
 class NativeListAttribute(ListAttribute[Any]):

@@ -32,6 +32,28 @@ DEFAULT_POOL_SIZE = 64
 _SETTINGS_ATTRIBUTE = "_model_runner_table_settings"
 
 
+#: Variables that name the same table as another, checked together: upstream renamed JOB_TABLE to IMAGE_REQUEST_TABLE.
+TABLE_VARIABLE_ALIASES: dict[str, tuple[str, ...]] = {"JOB_TABLE": ("IMAGE_REQUEST_TABLE",)}
+
+
+def env_table_name(env_var: str) -> str | None:
+    """Return the table name the environment gives for a table: ``env_var`` or its alias, read now.
+
+    JOB_TABLE and IMAGE_REQUEST_TABLE (upstream's name for the same table) are both read: either may be set, or both
+    to the same name; both set to different names is refused, since workers would then split one job table in two.
+
+    :param env_var: str = the table's variable (JOB_TABLE, REGION_REQUEST_TABLE, ...)
+    :return: Optional[str] = the name, or None when no variable is set (empty counts as not set)
+    :raises ConfigurationError: when the variable and its alias name different tables
+    """
+    names = [env_var, *TABLE_VARIABLE_ALIASES.get(env_var, ())]
+    found = {name: os.environ[name] for name in names if os.environ.get(name)}
+    if len(set(found.values())) > 1:
+        listed = " and ".join(f"{name}={value!r}" for name, value in found.items())
+        raise ConfigurationError(f"{listed} name different tables for the same data: set one of them, or both alike")
+    return next(iter(found.values()), None)
+
+
 def _env(*names: str) -> str | None:
     for name in names:
         value = os.environ.get(name)
@@ -61,6 +83,11 @@ class TableSettings:
     read_timeout_seconds: float = 15.0
     expire_days: int = 7
 
+    def __post_init__(self) -> None:
+        from .expiry import check_expire_days
+
+        check_expire_days(self.expire_days)
+
     @classmethod
     def resolve(
         cls,
@@ -72,7 +99,8 @@ class TableSettings:
     ) -> TableSettings:
         """Build settings from explicit values, falling back to the environment now (never at import).
 
-        The table name falls back to ``env_var`` (JOB_TABLE, REGION_REQUEST_TABLE, ENDPOINT_TABLE, FEATURE_TABLE);
+        The table name falls back to ``env_var`` (JOB_TABLE or IMAGE_REQUEST_TABLE, see :func:`env_table_name`;
+        REGION_REQUEST_TABLE, ENDPOINT_TABLE, FEATURE_TABLE, OUTSTANDING_IMAGE_REQUEST_TABLE);
         the region to AWS_REGION, then AWS_DEFAULT_REGION; the endpoint to AWS_ENDPOINT_URL_DYNAMODB, then
         AWS_ENDPOINT_URL.
 
@@ -84,9 +112,10 @@ class TableSettings:
         :return: TableSettings = the settings
         :raises ConfigurationError: when no table name is given and ``env_var`` is not set
         """
-        name = table_name or _env(env_var)
+        name = table_name or env_table_name(env_var)
         if not name:
-            raise ConfigurationError(f"no table name given and {env_var} is not set")
+            aliases = "".join(f" or {alias}" for alias in TABLE_VARIABLE_ALIASES.get(env_var, ()))
+            raise ConfigurationError(f"no table name given and {env_var}{aliases} is not set")
         if not isinstance(name, str) or not 3 <= len(name) <= 255:
             raise ConfigurationError(f"invalid table name {name!r}: 3 to 255 characters")
         return cls(

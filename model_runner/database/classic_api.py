@@ -12,9 +12,9 @@ exposes these functions as its get/put/update/delete/query/batch-write methods. 
 
 Expressions given as strings (the **legacy path**) reach DynamoDB with every bare attribute name replaced by an
 expression attribute name (``SET status = :s`` works although ``status`` is a reserved word); the placeholders
-generated for them never reuse a placeholder of the caller's. On the model path, each ``:value`` of a legacy update
-is checked against the attribute it is written to before the request, so ``SET region_count = :c`` with ``"4"`` is
-refused instead of storing a string in a number attribute.
+generated for them never reuse a placeholder of the caller's. For an item of a model (one that declares attributes),
+each ``:value`` of a legacy update is checked against the attribute it is written to before the request, so
+``SET region_count = :c`` with ``"4"`` is refused instead of storing a string in a number attribute.
 """
 
 from __future__ import annotations
@@ -588,15 +588,13 @@ def update_item(
             raise helper.error(DDBUpdateException, "update (nothing to update)", key, None)
     elif isinstance(update_exp, ClassicUpdateExpression) and update_exp.names:
         expression, names = update_exp.safe, dict(update_exp.names)
-        if model_path:
-            _refuse_bad_values(helper, key, expression, names, attributes)
+        _refuse_bad_values(helper, item, key, expression, names, attributes)
     elif isinstance(update_exp, str):
         caller_names = {k: str(v) for k, v in attributes.items() if k.startswith("#")}
         expression, names = legacy_expression(update_exp, reserved=caller_names)
         names.update(caller_names)
         attributes = {k: v for k, v in attributes.items() if not k.startswith("#")}
-        if model_path:
-            _refuse_bad_values(helper, key, expression, names, attributes)
+        _refuse_bad_values(helper, item, key, expression, names, attributes)
     else:
         placeholders: dict[str, str] = {}
         serialized: dict[str, Any] = {}
@@ -608,9 +606,26 @@ def update_item(
 
 
 def _refuse_bad_values(
-    helper: _Helper, key: Mapping[str, Any], expression: str, names: Mapping[str, str], values: Mapping[str, Any]
+    helper: _Helper,
+    item: DDBItem,
+    key: Mapping[str, Any],
+    expression: str,
+    names: Mapping[str, str],
+    values: Mapping[str, Any],
 ) -> None:
-    refused = check_legacy_values(helper.model, expression, names, values)
+    """Raise DDBUpdateException when a value is refused by the attribute of the item's model it is written to.
+
+    :param helper: _Helper = the helper
+    :param item: DDBItem = the item; an item without declared attributes has nothing to check against
+    :param key: Mapping[str, Any] = the item's key, for the message
+    :param expression: str = the update expression, with ``#name`` placeholders
+    :param names: Mapping[str, str] = the placeholders' names
+    :param values: Mapping[str, Any] = the ``:value`` placeholders' values
+    :raises DDBUpdateException: chained from the attribute's TypeError or ValueError
+    """
+    if not item.is_modeled:
+        return
+    refused = check_legacy_values(type(item), expression, names, values)
     if refused is not None:
         stored, placeholder, cause = refused
         action = f"update item ({placeholder} refused by attribute {stored})"

@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import (
     Any,
     ClassVar,
@@ -26,6 +25,7 @@ from pynamodb.models import Model
 
 from . import classic_api
 from .attributes import deserialize_value as deserialize_value  # re-exported: the classic import path
+from .attributes import serialize_value as serialize_value  # re-exported: the classic import path
 from .attributes import to_native
 from .binding import TableSettings, bind_model
 from .exceptions import (
@@ -35,6 +35,7 @@ from .exceptions import (
     describe,
     error_code,
 )
+from .expiry import check_expire_days, resolve_expire_days
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry, is_retryable
 
 T = TypeVar("T")
@@ -235,7 +236,8 @@ class DDBHelper:
     :param region: Optional[str] = region; when None, AWS_REGION or AWS_DEFAULT_REGION
     :param max_pool_connections: Optional[int] = HTTP connections shared by the threads using this table
     :param retry_policy: Optional[RetryPolicy] = retries of transient failures
-    :param expire_days: Optional[int] = days before items expire (TTL); 7 when None
+    :param expire_days: Optional[int] = days before items expire (TTL), at least 1; when None, EXPIRE_DAYS, then
+        DDB_TTL_IN_DAYS, then 7 (see :mod:`model_runner.database.expiry`)
     :param read_timeout_seconds: Optional[float] = read timeout of one request; 15 when None
     :param connect_timeout_seconds: Optional[float] = connect timeout of one request; 5 when None
 
@@ -249,6 +251,8 @@ class DDBHelper:
 
     item_class: ClassVar[type[DDBItem] | None] = None
     table_env_var: ClassVar[str] = "DDB_TABLE"
+    #: Whether the table's items carry ``expire_time``: only then is the environment read for ``expire_days``.
+    writes_expiry: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -269,8 +273,10 @@ class DDBHelper:
         options: dict[str, Any] = {}
         if max_pool_connections is not None:
             options["max_pool_connections"] = max_pool_connections
-        if expire_days is not None:
-            options["expire_days"] = expire_days
+        if self.writes_expiry:
+            options["expire_days"] = resolve_expire_days(expire_days)
+        elif expire_days is not None:
+            options["expire_days"] = check_expire_days(expire_days)
         if read_timeout_seconds is not None:
             options["read_timeout_seconds"] = read_timeout_seconds
         if connect_timeout_seconds is not None:
@@ -603,8 +609,8 @@ class DDBHelper:
         - ``update_exp`` a string (the **legacy path** of the classic boto3 helper) with ``update_attr`` holding its
           ``:values`` (and optionally ``#names``): every bare attribute name in the expression is passed as an
           expression attribute name (never colliding with a ``#name`` of the caller's), every value as an expression
-          attribute value. On an item of the helper's model, each value is first checked against the attribute it is
-          written to: ``SET region_count = :c`` with ``"4"`` raises before any request.
+          attribute value. On an item of a model (one that declares attributes), each value is first checked against
+          the attribute it is written to: ``SET region_count = :c`` with ``"4"`` raises before any request.
 
         ``update_attr`` without ``update_exp`` raises DDBUpdateException, as in the classic helper.
 
@@ -700,37 +706,3 @@ class DDBHelper:
         :returns: Any = the converted data
         """
         return to_native(data)
-
-
-def serialize_value(value: Any) -> dict[str, Any]:
-    """Encode a Python value as a DynamoDB attribute value (legacy path).
-
-    :param value: Any = str, bytes, bool, int, float, Decimal, None, list/tuple, dict, or set of str/numbers/bytes
-    :return: Dict[str, Any] = the attribute value, such as ``{"N": "3"}``
-    :raises TypeError: for any other type
-    :raises ValueError: for NaN or infinite numbers
-    """
-    from .attributes import to_native_number
-
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, (bytes, bytearray)):
-        return {"B": bytes(value)}
-    if isinstance(value, (int, float, Decimal)):
-        return {"N": str(to_native_number(value))}
-    if isinstance(value, (list, tuple)):
-        return {"L": [serialize_value(v) for v in value]}
-    if isinstance(value, dict):
-        return {"M": {str(k): serialize_value(v) for k, v in value.items()}}
-    if isinstance(value, (set, frozenset)) and value:
-        if all(isinstance(v, str) for v in value):
-            return {"SS": sorted(value)}
-        if all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in value):
-            return {"NS": [str(to_native_number(v)) for v in value]}
-        if all(isinstance(v, (bytes, bytearray)) for v in value):
-            return {"BS": [bytes(v) for v in value]}
-    raise TypeError(f"cannot store a value of type {type(value).__name__} in DynamoDB: {value!r}")

@@ -46,6 +46,7 @@ class EndpointStatisticsTable(DDBHelper):
 
     item_class: ClassVar[type[DDBItem]] = EndpointStatisticsItem
     table_env_var: ClassVar[str] = "ENDPOINT_TABLE"
+    writes_expiry: ClassVar[bool] = False  # endpoint statistics never expire
 
     def __init__(self, table_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(table_name, **kwargs)

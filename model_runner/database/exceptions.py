@@ -169,8 +169,19 @@ class UpdateRegionException(DatabaseError):
     """Updating a region (or recording a tile) failed."""
 
 
+class InvalidRegionRequestException(UpdateRegionException):
+    """A region operation got input it cannot store (a malformed tile, an empty tile list, an unknown tile state);
+    nothing was written. Upstream's name; an :class:`UpdateRegionException`, so ``except UpdateRegionException``
+    catches it too."""
+
+
 class UpdateImageException(DDBUpdateException):
     """Updating an image job failed."""
+
+
+class RequestedJobsException(ClientCompatibleError):
+    """An operation of the requested-jobs table failed; like botocore's ClientError, which upstream lets through,
+    it carries DynamoDB's code in ``err.response["Error"]["Code"]`` (and ``err.code``)."""
 
 
 class EndpointStatisticsException(ClientCompatibleError):

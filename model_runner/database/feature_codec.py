@@ -1,4 +1,4 @@
-"""How features become feature-table items and back: encoding, packing, compression and the item size rule.
+"""How features become feature-table payloads and back: encoding, compression, decoding and the item size rule.
 
 This is the one feature codec of the package. A feature is encoded once, as canonical JSON (orjson, keys sorted, no
 whitespace), so that the same feature always gives the same bytes: storage keys are digests of those bytes, and a
@@ -11,8 +11,8 @@ names the codec:
 
 An item is measured the way DynamoDB bills and limits it (UTF-8 attribute names and values, binary values as raw
 bytes, numbers by significant digits) and kept at or under :data:`ITEM_SIZE_TARGET` (350 KB), a margin under
-DynamoDB's 400 KB limit. Packing splits by the size of the uncompressed JSON, so that an item fits even when the
-features do not compress at all, and so that the split depends only on the features, never on the compressor.
+DynamoDB's 400 KB limit. Which features go into which item is decided by :mod:`~model_runner.database.feature_layout`
+(a call is compressed whole and split only where an item would pass the target).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import math
 import numbers
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -42,10 +41,6 @@ ITEM_SIZE_TARGET = 350 * 1024
 #: zstd level: level 3 (zstd's default) compresses detections about 6:1 at a few hundred MB/s.
 COMPRESSION_LEVEL = 3
 
-#: Bytes zstd may add to incompressible data of n bytes is at most n / 256 plus a frame header; this bounds the
-#: constant part with room to spare.
-_ZSTD_SLACK = 256
-
 _DUMPS_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _NULL = b"null"
 _NEWLINE = b"\n"
@@ -55,7 +50,7 @@ _local = threading.local()
 class FeatureTooLargeError(ValueError):
     """A feature that cannot be stored even alone in an item of :data:`ITEM_SIZE_TARGET` bytes.
 
-    :param index: int = position of the feature in the sequence given to :func:`pack`
+    :param index: int = position of the feature in the call
     :param size: int = bytes of the item the feature alone would need
     :param limit: int = the size allowed
     """
@@ -65,18 +60,6 @@ class FeatureTooLargeError(ValueError):
         self.index = index
         self.size = size
         self.limit = limit
-
-
-@dataclass(frozen=True)
-class Packed:
-    """The compressed features of one item.
-
-    :param payload: bytes = the value of the item's binary attribute: codec marker, then the codec's data
-    :param count: int = number of features in the payload
-    """
-
-    payload: bytes
-    count: int
 
 
 # -- encoding ------------------------------------------------------------------------------------------------------
@@ -221,7 +204,7 @@ def item_size(attributes: Mapping[str, Any]) -> int:
     return sum(len(name.encode("utf-8")) + value_size(value) for name, value in attributes.items() if value is not None)
 
 
-# -- packing and compression ---------------------------------------------------------------------------------------
+# -- compression -------------------------------------------------------------------------------------------------
 
 
 def _compressor() -> zstandard.ZstdCompressor:
@@ -247,61 +230,6 @@ def compress(encoded: Sequence[bytes]) -> bytes:
     :return: bytes = the marker byte followed by a zstd frame of the newline-joined features
     """
     return bytes((CODEC_JSON_LINES_ZSTD,)) + _compressor().compress(_NEWLINE.join(encoded))
-
-
-def raw_budget(payload_budget: int) -> int:
-    """Return how many bytes of newline-joined JSON always compress into ``payload_budget`` bytes of payload.
-
-    :param payload_budget: int = bytes allowed for the payload (marker included)
-    :return: int = bytes of uncompressed JSON; at least 1
-    """
-    return max(1, (payload_budget - 1 - _ZSTD_SLACK) * 256 // 257)
-
-
-def pack(encoded: Sequence[bytes], overhead: int, target: int = ITEM_SIZE_TARGET) -> list[Packed]:
-    """Split encoded features into compressed payloads whose items stay within ``target`` bytes.
-
-    Features are taken in the order given (callers sort them, so that the split depends only on the set of
-    features). A part is closed before the uncompressed JSON would exceed :func:`raw_budget`, which guarantees that
-    the item fits even for data zstd cannot compress. A feature larger than that budget on its own gets a part of
-    its own, kept when it compresses enough, refused otherwise.
-
-    :param encoded: Sequence[bytes] = features as returned by :func:`encode_feature`
-    :param overhead: int = bytes of the item besides the payload value: every other attribute, and the payload
-        attribute's name (see :func:`item_size`)
-    :param target: int = the largest item allowed, in bytes
-    :return: List[Packed] = the payloads, in order; empty when there are no features
-    :raises FeatureTooLargeError: when a feature cannot be stored even alone
-    """
-    payload_budget = target - overhead
-    budget = raw_budget(payload_budget)
-    parts: list[tuple[int, list[bytes]]] = []  # (index of the first feature, features)
-    current: list[bytes] = []
-    current_size = 0
-    start = 0
-    for index, data in enumerate(encoded):
-        size = len(data) + 1
-        if current and current_size + size > budget:
-            parts.append((start, current))
-            current, current_size = [], 0
-        if not current:
-            start = index
-        current.append(data)
-        current_size += size
-    if current:
-        parts.append((start, current))
-    packed = []
-    for first, features in parts:
-        payload = compress(features)
-        if len(payload) > payload_budget:
-            if len(features) > 1:  # cannot happen within the raw budget; split rather than fail
-                half = len(features) // 2
-                packed.extend(pack(features[:half], overhead, target))
-                packed.extend(pack(features[half:], overhead, target))
-                continue
-            raise FeatureTooLargeError(first, overhead + len(payload), target)
-        packed.append(Packed(payload, len(features)))
-    return packed
 
 
 # -- decoding ------------------------------------------------------------------------------------------------------
@@ -443,11 +371,11 @@ def digest(chunks: Iterable[bytes], size: int = 12) -> str:
     :param size: int = digest bytes
     :return: str = 2 * size hex characters
     """
-    hasher = hashlib.blake2b(digest_size=size)
+    framed: list[bytes] = []
     for chunk in chunks:
-        hasher.update(len(chunk).to_bytes(8, "big"))
-        hasher.update(chunk)
-    return hasher.hexdigest()
+        framed.append(len(chunk).to_bytes(8, "big"))
+        framed.append(chunk)
+    return hashlib.blake2b(b"".join(framed), digest_size=size).hexdigest()  # one call: cheaper than one per chunk
 
 
 def shard_of(key: str, salt: int) -> int:

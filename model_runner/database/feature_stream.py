@@ -149,9 +149,9 @@ def stream(table: DDBHelper, image_id: str, hash_salt: int, workers: int) -> Ite
         remaining = len(shards)
         held = 0
         while remaining:
-            entry = handoff.get()
-            budget.release(held)  # the consumer is done with the previous chunk
+            budget.release(held)  # resumed: the caller is done with the previous chunk (release before waiting)
             held = 0
+            entry = handoff.get()
             if entry is done:
                 remaining -= 1
             elif isinstance(entry, BaseException):

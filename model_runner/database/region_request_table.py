@@ -17,6 +17,7 @@ from .exceptions import (
     CompleteRegionException,
     DatabaseError,
     GetRegionRequestItemException,
+    InvalidRegionRequestException,
     StartRegionException,
     UpdateRegionException,
 )
@@ -149,6 +150,11 @@ START_ATTRIBUTES = (
 #: was deleted and created again in between).
 ADD_TILE_ATTEMPTS = 3
 
+#: Tiles :meth:`RegionRequestTable.add_tiles` records in one UpdateItem. Each tile adds ``AND NOT contains(...)``
+#: (three operators) to the condition, and DynamoDB allows 300 operators and 4 KB per expression: 99 tiles take 298
+#: operators and about 3.1 KB. Longer lists are recorded in consecutive requests of this many tiles.
+MAX_TILES_PER_REQUEST = 99
+
 #: Conditional updates :meth:`RegionRequestTable.start_region_request` tries while other workers start and end the
 #: region in between.
 START_ATTEMPTS = 3
@@ -215,9 +221,9 @@ class RegionRequestTable(DDBHelper):
     jobs we track as part of the region table.
 
     Every write is one UpdateItem returning the item as stored after it. Tiles are recorded only by
-    :meth:`add_tile` (atomic append, each tile once per state, its count by ADD), the retry count only by
-    :meth:`start_region_request`; no other method writes them, and no method but :meth:`start_region_request` creates
-    a region.
+    :meth:`add_tile` and :meth:`add_tiles` (atomic append, each tile once per state, its count by ADD), the retry
+    count only by :meth:`start_region_request`; no other method writes them, and no method but
+    :meth:`start_region_request` creates a region.
 
     :param table_name: Optional[str] = the name of the table to interact with; REGION_REQUEST_TABLE when None
     :param kwargs: Any = connection options of :class:`~model_runner.database.ddb_helper.DDBHelper`
@@ -444,7 +450,7 @@ class RegionRequestTable(DDBHelper):
             value = normalize_tile(tile)
             checked_state = tile_state(state)
         except ValueError as err:
-            raise self.error(UpdateRegionException, "add tile (bad input)", key, err) from err
+            raise self.error(InvalidRegionRequestException, "add tile (bad input)", key, err) from err
         item = RegionRequestItem
         if checked_state is TileState.SUCCEEDED:
             list_name, tiles, count = "succeeded_tiles", item.succeeded_tiles, item.succeeded_tile_count
@@ -468,3 +474,96 @@ class RegionRequestTable(DDBHelper):
             if value in (getattr(stored, list_name) or []):
                 return stored
         raise self.error(UpdateRegionException, "add tile (condition kept failing)", key, failed) from failed
+
+    def add_tiles(
+        self,
+        image_id: str,
+        region_id: str,
+        tiles: Sequence[ImageRegion | Sequence[Sequence[int]]],
+        state: TileState | str,
+    ) -> RegionRequestItem:
+        """Append many tiles with one state to a region, in one UpdateItem in the common case.
+
+        Every tile is checked first (two pairs of non-negative ints); an empty list, or one holding anything that is
+        not a tile, raises and writes nothing. A tile given twice counts once. One UpdateItem, on an existing region
+        whose list for ``state`` holds none of the tiles yet, appends them all to succeeded_tiles or failed_tiles
+        (created when absent) and ADDs their number to succeeded_tile_count or failed_tile_count, so each count stays
+        equal to the length of its list.
+
+        When some tiles are recorded already (a redelivered batch, or our own retry after a lost response), the
+        condition fails: the region is read and the tiles not yet recorded are appended by a second UpdateItem (none
+        when all are there). A tile already recorded in that state is never recorded twice. Lists longer than
+        :data:`MAX_TILES_PER_REQUEST` tiles are recorded in consecutive requests of that many tiles (DynamoDB caps
+        a condition expression at 300 operators); each request is all-or-nothing.
+
+        :param image_id: str = the id of the image request we want to update
+        :param region_id: str = the id of the region request we want to update
+        :param tiles: Sequence[ImageRegion] = the tiles, each ((row, col), (width, height)), as tuples or lists
+        :param state: Union[TileState, str] = state of the tiles, i.e. succeeded or failed (or its value)
+        :return: RegionRequestItem = the region as stored after the update
+        :raises UpdateRegionException: when the list is empty, holds a non-tile, the state is malformed, the region
+            does not exist or a request fails
+        """
+        key = {"image_id": image_id, "region_id": region_id}
+        try:
+            if isinstance(tiles, (str, bytes)) or not isinstance(tiles, Sequence):
+                raise ValueError(f"tiles: expected a list of tiles, got {type(tiles).__name__}")
+            if not tiles:
+                raise ValueError("tiles: expected at least one tile, got an empty list")
+            values: list[list[list[int]]] = []
+            for tile in tiles:
+                value = normalize_tile(tile)
+                if value not in values:
+                    values.append(value)
+            checked_state = tile_state(state)
+        except ValueError as err:
+            raise self.error(InvalidRegionRequestException, "add tiles (bad input)", key, err) from err
+        stored: RegionRequestItem | None = None
+        for start in range(0, len(values), MAX_TILES_PER_REQUEST):
+            stored = self._add_tile_values(
+                image_id, region_id, values[start : start + MAX_TILES_PER_REQUEST], checked_state
+            )
+        assert stored is not None
+        return stored
+
+    def _add_tile_values(
+        self, image_id: str, region_id: str, values: list[list[list[int]]], state: TileState
+    ) -> RegionRequestItem:
+        """Append checked, distinct tiles that are not recorded yet, with one UpdateItem per attempt.
+
+        :param image_id: str = the region's image id
+        :param region_id: str = the region id
+        :param values: List[List[List[int]]] = the tiles, as stored, at most MAX_TILES_PER_REQUEST
+        :param state: TileState = their state
+        :return: RegionRequestItem = the region as stored after the update
+        :raises UpdateRegionException: when the region does not exist or a request fails
+        """
+        key = {"image_id": image_id, "region_id": region_id}
+        item = RegionRequestItem
+        if state is TileState.SUCCEEDED:
+            list_name, tile_list, count = "succeeded_tiles", item.succeeded_tiles, item.succeeded_tile_count
+        else:
+            list_name, tile_list, count = "failed_tiles", item.failed_tiles, item.failed_tile_count
+        pending = values
+        failed: DatabaseError | None = None
+        for _ in range(ADD_TILE_ATTEMPTS):
+            actions: list[Action] = [
+                tile_list.set((tile_list | []).append(pending)),
+                count.add(len(pending)),
+                item.last_updated_time.set(now_millis()),
+            ]
+            condition: Condition = item.image_id.exists()
+            for value in pending:
+                condition = condition & ~tile_list.contains(value)
+            region = self._new_region(image_id, region_id)
+            failed = self._conditional_update(region, actions, condition, UpdateRegionException, "add tiles")
+            if failed is None:
+                return region
+            stored = self._read(image_id, region_id, UpdateRegionException, "add tiles (read region)")
+            if stored is None:
+                raise self.error(UpdateRegionException, "add tiles (region does not exist)", key, failed) from failed
+            recorded = getattr(stored, list_name) or []
+            pending = [value for value in pending if value not in recorded]
+            if not pending:
+                return stored
+        raise self.error(UpdateRegionException, "add tiles (condition kept failing)", key, failed) from failed

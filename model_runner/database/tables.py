@@ -1,21 +1,25 @@
-"""Create and delete the four tables from the models (``Model.create_table``), idempotently."""
+"""Create and delete the tables from the models (``Model.create_table``), idempotently.
+
+Five tables: the four of the classic workflow (job, region, endpoint statistics, feature) and the requested-jobs table
+of a capacity-aware scheduler (see docs/scheduler.md).
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
 from pynamodb.attributes import TTLAttribute
 
-from .binding import TableSettings, bind_model
+from .binding import TableSettings, bind_model, env_table_name
 from .ddb_helper import DDBItem
 from .endpoint_statistics_table import EndpointStatisticsItem
 from .exceptions import TableSetupException, describe, error_code
 from .feature_table import FeatureItem
 from .job_table import JobItem
 from .region_request_table import RegionRequestItem
+from .requested_jobs_table import RequestedJobsItem
 from .retry import call_with_retry
 
 #: The tables: a short role name, the model, the environment variable of its name, and the default name.
@@ -24,23 +28,26 @@ TABLE_MODELS: dict[str, tuple[type[DDBItem], str, str]] = {
     "region": (RegionRequestItem, "REGION_REQUEST_TABLE", "RegionProcessingJobStatus"),
     "endpoint": (EndpointStatisticsItem, "ENDPOINT_TABLE", "EndpointStatisticsTable"),
     "feature": (FeatureItem, "FEATURE_TABLE", "ImageProcessingFeatures"),
+    "requested": (RequestedJobsItem, "OUTSTANDING_IMAGE_REQUEST_TABLE", "OutstandingImageRequests"),
 }
 
 
 @dataclass(frozen=True)
 class TableNames:
-    """The names of the four tables.
+    """The names of the tables.
 
-    :param job: str = job table name
+    :param job: str = job (image request) table name
     :param region: str = region table name
     :param endpoint: str = endpoint statistics table name
     :param feature: str = feature table name
+    :param requested: str = requested-jobs table name (the scheduler's); OutstandingImageRequests when not given
     """
 
     job: str
     region: str
     endpoint: str
     feature: str
+    requested: str = "OutstandingImageRequests"
 
     @classmethod
     def resolve(
@@ -50,18 +57,22 @@ class TableNames:
         region: str | None = None,
         endpoint: str | None = None,
         feature: str | None = None,
+        requested: str | None = None,
     ) -> TableNames:
         """Resolve the names: explicit values first, then ``prefix`` + default name, then the environment
-        (JOB_TABLE, REGION_REQUEST_TABLE, ENDPOINT_TABLE, FEATURE_TABLE), then the default names.
+        (JOB_TABLE or IMAGE_REQUEST_TABLE, REGION_REQUEST_TABLE, ENDPOINT_TABLE, FEATURE_TABLE,
+        OUTSTANDING_IMAGE_REQUEST_TABLE), then the default names.
 
         :param prefix: Optional[str] = a prefix put before the default names
         :param job: Optional[str] = job table name
         :param region: Optional[str] = region table name
         :param endpoint: Optional[str] = endpoint statistics table name
         :param feature: Optional[str] = feature table name
+        :param requested: Optional[str] = requested-jobs table name
         :return: TableNames = the names
+        :raises ConfigurationError: when JOB_TABLE and IMAGE_REQUEST_TABLE name different tables
         """
-        given = {"job": job, "region": region, "endpoint": endpoint, "feature": feature}
+        given = {"job": job, "region": region, "endpoint": endpoint, "feature": feature, "requested": requested}
         names = {}
         for role, (_, env_var, default) in TABLE_MODELS.items():
             if given[role]:
@@ -69,7 +80,7 @@ class TableNames:
             elif prefix:
                 names[role] = f"{prefix}{default}"
             else:
-                names[role] = os.environ.get(env_var) or default
+                names[role] = env_table_name(env_var) or default
         return cls(**names)  # type: ignore[arg-type]
 
     def as_dict(self) -> dict[str, str]:
@@ -77,7 +88,13 @@ class TableNames:
 
         :return: Dict[str, str] = the names
         """
-        return {"job": self.job, "region": self.region, "endpoint": self.endpoint, "feature": self.feature}
+        return {
+            "job": self.job,
+            "region": self.region,
+            "endpoint": self.endpoint,
+            "feature": self.feature,
+            "requested": self.requested,
+        }
 
 
 @dataclass
@@ -114,7 +131,7 @@ def create_tables(
     write_capacity_units: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> TableReport:
-    """Create the four tables with ``Model.create_table(wait=True)`` and enable TTL on ``expire_time``.
+    """Create the tables with ``Model.create_table(wait=True)`` and enable TTL on ``expire_time``.
 
     Idempotent: tables that exist are left as they are, and TTL is enabled only where it is not yet (real DynamoDB
     refuses to enable it twice).
@@ -163,7 +180,7 @@ def delete_tables(
     region: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> TableReport:
-    """Delete the four tables; tables that do not exist are skipped.
+    """Delete the tables; tables that do not exist are skipped.
 
     :param names: Optional[TableNames] = the table names; :meth:`TableNames.resolve` when None
     :param host: Optional[str] = endpoint URL; the environment's when None

@@ -269,17 +269,18 @@ class JobRun:
         """
         for index in range(len(self.plan.regions)):
             self.submit(_Message(index))
-        threads = [
-            threading.Thread(target=self._worker, args=(n,), name=f"demo-worker-{n}", daemon=True)
-            for n in range(self.spec.workers)
-        ]
-        for thread in threads:
-            thread.start()
+        threads: list[threading.Thread] = []
         try:
+            for number in range(self.spec.workers):  # inside the try: an interrupt while starting them stops them too
+                thread = threading.Thread(
+                    target=self._worker, args=(number,), name=f"demo-worker-{number}", daemon=True
+                )
+                threads.append(thread)
+                thread.start()
             for thread in threads:
                 while thread.is_alive():
                     thread.join(_POLL_SECONDS)
-        except KeyboardInterrupt:
+        except BaseException:
             self.stop()
             deadline = time.monotonic() + STOP_WAIT_SECONDS
             for thread in threads:

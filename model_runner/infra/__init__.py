@@ -1,6 +1,6 @@
 """model_runner.infra: deployment artefacts derived from the models, so that they cannot drift from the code.
 
-* :mod:`model_runner.infra.cloudformation`: a CloudFormation template of the four tables (keys, TTL, billing,
+* :mod:`model_runner.infra.cloudformation`: a CloudFormation template of the tables (keys, TTL, billing,
   point-in-time recovery, encryption), from the PynamoDB models.
 * :mod:`model_runner.infra.iam`: least-privilege IAM policies per worker role, from the DynamoDB actions the
   repositories' code paths send (recorded on DynamoDB Local and checked by the tests).

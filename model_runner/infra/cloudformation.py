@@ -1,4 +1,4 @@
-"""A CloudFormation template of the four tables, derived from the PynamoDB models.
+"""A CloudFormation template of the tables, derived from the PynamoDB models.
 
 Key schema and attribute definitions come from each model's ``_get_schema()``, the TTL attribute from
 ``_ttl_attribute()``, the default table names and their environment variables from ``TABLE_MODELS``: nothing here

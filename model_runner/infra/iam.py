@@ -30,7 +30,10 @@ from model_runner.database.tables import TABLE_MODELS, TableNames
 
 #: The roles and, per table (the short names of ``TABLE_MODELS``), the repository methods their code paths call.
 #: image-worker: steps 1-3, 6 and 7 of the workflow; region-worker: steps 4-6 and the per-region calls of step 7
-#: (self-throttling counts regions where they are processed); reader: the read commands of ``model-runner-db``.
+#: (self-throttling counts regions where they are processed); reader: the read commands of ``model-runner-db``;
+#: scheduler: the capacity-aware scheduler of docs/scheduler.md (records requests, starts attempts, deletes the
+#: records of jobs it gives up). The workers report to the scheduler's table when one is deployed (steps 6, 8 and 9
+#: of docs/scheduler.md).
 ROLE_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
     "image-worker": {
         "job": ("start_image_request", "update_image_request", "claim_aggregation", "end_image_request"),
@@ -42,6 +45,7 @@ ROLE_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
             "decrement_region_count",
         ),
         "feature": ("aggregate_features",),
+        "requested": ("update_request_details", "complete_request"),
     },
     "region-worker": {
         "job": ("complete_region_request", "claim_aggregation", "end_image_request"),
@@ -49,17 +53,23 @@ ROLE_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
             "start_region_request",
             "get_region_request",
             "add_tile",
+            "add_tiles",
             "update_region_request",
             "complete_region_request",
         ),
         "endpoint": ("current_in_progress_regions", "increment_region_count", "decrement_region_count"),
         "feature": ("add_features", "aggregate_features"),
+        "requested": ("complete_region", "complete_request"),
     },
-    "reader": {  # status, regions, features, endpoints (the last scans the bound model: ``model.scan``)
+    "reader": {  # status, regions, features, endpoints (the last scans the bound model: ``model.scan``), requests
         "job": ("get_image_request",),
         "region": ("query_items",),
         "endpoint": ("model.scan",),
         "feature": ("write_feature_collection",),
+        "requested": ("get_outstanding_requests",),
+    },
+    "scheduler": {
+        "requested": ("add_new_request", "get_outstanding_requests", "start_next_attempt", "complete_request"),
     },
 }
 
@@ -86,6 +96,13 @@ METHOD_ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("feature", "add_features"): frozenset({"BatchWriteItem"}),
     ("feature", "aggregate_features"): frozenset({"Query"}),
     ("feature", "write_feature_collection"): frozenset({"Query"}),
+    ("region", "add_tiles"): frozenset({"UpdateItem", "GetItem"}),
+    ("requested", "add_new_request"): frozenset({"PutItem", "GetItem"}),
+    ("requested", "update_request_details"): frozenset({"UpdateItem"}),
+    ("requested", "get_outstanding_requests"): frozenset({"Scan", "Query"}),
+    ("requested", "start_next_attempt"): frozenset({"UpdateItem", "GetItem"}),
+    ("requested", "complete_region"): frozenset({"UpdateItem", "GetItem"}),
+    ("requested", "complete_request"): frozenset({"DeleteItem"}),
 }
 
 #: IAM policy language version.

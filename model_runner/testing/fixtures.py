@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         FeatureTable,
         JobTable,
         RegionRequestTable,
+        RequestedJobsTable,
         TableNames,
     )
 
@@ -39,7 +40,7 @@ def table_names() -> TableNames:
 
 @pytest.fixture
 def ddb_tables(dynamodb_local_endpoint: str, table_names: TableNames) -> Iterator[TableNames]:
-    """All four tables created on DynamoDB Local for this test, deleted afterwards.
+    """All the tables created on DynamoDB Local for this test, deleted afterwards.
 
     :return: TableNames = their names; repositories take them with ``host=dynamodb_local_endpoint``
     """
@@ -116,11 +117,25 @@ def feature_table(dynamodb_local_endpoint: str, table_names: TableNames) -> Iter
     )
 
 
+@pytest.fixture
+def requested_jobs_table(dynamodb_local_endpoint: str, table_names: TableNames) -> Iterator[RequestedJobsTable]:
+    """A RequestedJobsTable on a fresh requested-jobs table of DynamoDB Local.
+
+    :return: RequestedJobsTable = the repository
+    """
+    from model_runner.database import RequestedJobsTable
+
+    yield from _make(
+        "requested", lambda name, host: RequestedJobsTable(name, host=host), dynamodb_local_endpoint, table_names
+    )
+
+
 __all__: list[str] = [
     "ddb_tables",
     "endpoint_statistics_table",
     "feature_table",
     "job_table",
     "region_request_table",
+    "requested_jobs_table",
     "table_names",
 ]

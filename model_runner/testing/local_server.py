@@ -46,20 +46,25 @@ class PortInUseError(DynamoDBLocalError):
         self.port = port
 
 
-def port_in_use(port: int) -> bool:
-    """Tell whether a program listens on a TCP port of this machine (any interface, as DynamoDB Local binds).
+def port_in_use(port: int, checks: int = 3, interval: float = 0.3) -> bool:
+    """Tell whether a program listens on a TCP port of this machine: connections to 127.0.0.1 are accepted each time.
+
+    Sockets of a server that just stopped (TIME_WAIT, FIN_WAIT) do not count, and neither does a connection accepted
+    once and then no more (a server on its way out, or a TCP self-connect to a port of the ephemeral range).
 
     :param port: int = the port
-    :return: bool = True when the port cannot be bound
+    :param checks: int = connection attempts, all of which must be accepted
+    :param interval: float = seconds between attempts
+    :return: bool = True when something keeps accepting connections there
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # as a server binds: connections of a server just stopped (TIME_WAIT) do not make the port busy
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError:
-            return True
-    return False
+    for attempt in range(checks):
+        if attempt:
+            time.sleep(interval)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            if sock.connect_ex((HOST, port)) != 0:
+                return False
+    return True
 
 
 def free_port() -> int:

@@ -103,6 +103,7 @@ from model_runner.testing.fixtures import (  # noqa: E402  (fixtures need dynamo
     feature_table,
     job_table,
     region_request_table,
+    requested_jobs_table,
     table_names,
 )
 
@@ -114,5 +115,6 @@ __all__ = [
     "feature_table",
     "job_table",
     "region_request_table",
+    "requested_jobs_table",
     "table_names",
 ]

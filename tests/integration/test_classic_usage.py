@@ -249,6 +249,7 @@ def test_a_helper_from_a_table_name_alone_works_on_dataclass_items(custom_table:
     assert updated == {"group": "g", "name": "a", "count": 2, "label": "first"}
     legacy = helper.update_ddb_item(CustomItem("g", "a"), "SET count = count + :one, size = :s", {":one": 1, ":s": 9})
     assert (legacy["count"], legacy["size"]) == (3, 9)  # count and size are reserved words in DynamoDB
+    assert "label" not in helper.update_ddb_item(CustomItem("g", "b0"), "REMOVE label")  # no values: still sent
     assert len(helper.query_items(CustomItem("g"))) == 31
     helper.delete_ddb_item(CustomItem("g", "a"))
     assert helper.get_ddb_item(CustomItem("g", "a")) == {}
@@ -332,6 +333,8 @@ def test_a_value_the_attribute_refuses_is_refused_before_the_request(backend: Ba
         with pytest.raises(DDBUpdateException) as caught:
             jobs.update_ddb_item(JobItem("image-v"), expression, values)
         assert isinstance(caught.value.__cause__, (TypeError, ValueError))
+    with pytest.raises(DDBUpdateException):  # a helper without item class checks a modeled item the same way
+        DDBHelper(backend.names.job).update_ddb_item(JobItem("image-v"), "SET region_count = :c", {":c": "4"})
     job = jobs.get_image_request("image-v")  # still readable: nothing was written
     assert (job.region_count, job.region_success, job.region_error, job.image_url) == (2, 0, 0, None)
     assert jobs.complete_region_request("image-v", error=False).region_success == 1

@@ -22,6 +22,7 @@ from model_runner.database import (
     RegionRequestTable,
     TableNames,
 )
+from model_runner.database.tables import TABLE_MODELS
 from model_runner.demo import SyntheticDetector, SyntheticImage
 from model_runner.testing.dynamodb_local import free_port, stop_detached
 
@@ -71,6 +72,8 @@ def table_options(endpoint: str, names: TableNames) -> list[str]:
         names.endpoint,
         "--feature-table",
         names.feature,
+        "--requested-table",
+        names.requested,
     ]
 
 
@@ -98,14 +101,14 @@ def test_create_tables_creates_then_reports_existing_tables(cli: Any, dynamodb_l
     again = cli("create-tables", "--json", "--endpoint-url", dynamodb_local_endpoint, "--table-prefix", prefix)
     try:
         assert first.code == again.code == 0
-        assert [t["result"] for t in first.json()["tables"]] == ["created"] * 4
-        assert [t["result"] for t in again.json()["tables"]] == ["exists"] * 4
+        assert [t["result"] for t in first.json()["tables"]] == ["created"] * len(TABLE_MODELS)
+        assert [t["result"] for t in again.json()["tables"]] == ["exists"] * len(TABLE_MODELS)
         assert {t["table"] for t in first.json()["tables"]} == set(TableNames.resolve(prefix=prefix).as_dict().values())
         text = cli("--endpoint-url", dynamodb_local_endpoint, "--table-prefix", prefix, "create-tables")
         assert text.code == 0 and f"{prefix}ImageProcessingJobStatus" in text.out and "exists" in text.out
     finally:
         deleted = cli("--endpoint-url", dynamodb_local_endpoint, "--table-prefix", prefix, "delete-tables", "--yes")
-    assert deleted.code == 0 and deleted.out.count("deleted") == 4
+    assert deleted.code == 0 and deleted.out.count("deleted") == len(TABLE_MODELS)
 
 
 def test_delete_tables_refuses_without_yes(cli: Any, opts: list[str], ddb_tables: TableNames) -> None:
@@ -438,7 +441,7 @@ def test_local_start_status_stop_keeps_tables_on_disk(cli: Any, tmp_path: Path, 
 
         assert cli("local", "status", "--data-dir", str(data_dir), "--json").json()["endpoint_url"] == endpoint
         created = cli("--endpoint-url", endpoint, "--table-prefix", "disk-", "create-tables", "--json")
-        assert [t["result"] for t in created.json()["tables"]] == ["created"] * 4
+        assert [t["result"] for t in created.json()["tables"]] == ["created"] * len(TABLE_MODELS)
 
         stopped = cli("local", "stop", "--data-dir", str(data_dir), "--json")
         assert stopped.code == 0 and stopped.json()["stopped"] is True
@@ -446,9 +449,11 @@ def test_local_start_status_stop_keeps_tables_on_disk(cli: Any, tmp_path: Path, 
         assert not_running.code == 3 and "not running" in not_running.out
 
         text = cli("local", "start", "--data-dir", str(data_dir), "--port", port)
-        assert text.code == 0 and f"export AWS_ENDPOINT_URL_DYNAMODB={endpoint}" in text.out
+        assert text.code == 0 and f"export AWS_ENDPOINT_URL_DYNAMODB={endpoint}" in text.out, text.err
         again = cli("--endpoint-url", endpoint, "--table-prefix", "disk-", "create-tables", "--json")
-        assert [t["result"] for t in again.json()["tables"]] == ["exists"] * 4  # kept on disk across the restart
+        assert [t["result"] for t in again.json()["tables"]] == ["exists"] * len(
+            TABLE_MODELS
+        )  # kept on disk across the restart
     finally:
         stop_detached(data_dir)
     assert cli("local", "stop", "--data-dir", str(data_dir)).out.startswith("No DynamoDB Local was running")

@@ -5,7 +5,8 @@ Rules the guides follow (docs/README-style notes live here, where they are enfor
 * Every fenced ```python block of the documents in :data:`RUNNABLE` runs, in document order, in one namespace per
   document (a later block may use the names of an earlier one), against the session's DynamoDB Local. The snippets
   read the endpoint from ``AWS_ENDPOINT_URL_DYNAMODB`` and the table names from ``JOB_TABLE``,
-  ``REGION_REQUEST_TABLE``, ``ENDPOINT_TABLE`` and ``FEATURE_TABLE`` (what a deployment sets); the test sets them to
+  ``REGION_REQUEST_TABLE``, ``ENDPOINT_TABLE``, ``FEATURE_TABLE`` and ``OUTSTANDING_IMAGE_REQUEST_TABLE`` (what a
+  deployment sets); the test sets them to
   the session's endpoint and to table names unique to the test, and deletes those tables afterwards.
 * A ```text block that directly follows a ```python block (nothing but blank lines between) is that block's printed
   output; it must match what the block prints (``...`` matches anything, as in doctest's ELLIPSIS).
@@ -50,6 +51,7 @@ RUNNABLE = (
     "docs/workflow.md",
     "docs/table-design.md",
     "docs/migrating.md",
+    "docs/scheduler.md",
 )
 
 #: Environment variables of the table names, as a deployment sets them.
@@ -58,6 +60,7 @@ TABLE_ENV = {
     "region": "REGION_REQUEST_TABLE",
     "endpoint": "ENDPOINT_TABLE",
     "feature": "FEATURE_TABLE",
+    "requested": "OUTSTANDING_IMAGE_REQUEST_TABLE",
 }
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
@@ -161,7 +164,7 @@ def output_matches(expected: str, printed: str) -> bool:
 def docs_env(
     dynamodb_local_endpoint: str, ddb_tables: TableNames, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> TableNames:
-    """What a deployment gives the snippets: the endpoint and the names of four existing tables, in the environment.
+    """What a deployment gives the snippets: the endpoint and the names of the existing tables, in the environment.
 
     :return: TableNames = the table names the snippets see through the environment (deleted after the test)
     """
@@ -440,3 +443,7 @@ def test_sphinx_builds_the_docs_without_warnings_and_documents_the_api(tmp_path:
         assert f"model_runner.database.{method}" in parser.ids, f"no entry for {method}"
     for guide in ("quickstart", "configuration", "workflow", "table-design", "guarantees", "migrating", "cli"):
         assert (out / f"{guide}.html").is_file(), f"guide {guide} was not built"
+    # long commands in code blocks wrap (or scroll) instead of being cut off by the theme
+    assert "_static/custom.css" in (out / "cli.html").read_text(encoding="utf-8")
+    css = (out / "_static" / "custom.css").read_text(encoding="utf-8")
+    assert "white-space: pre-wrap" in css and "overflow-x: auto" in css

@@ -8,6 +8,7 @@ import gc
 import io
 import json
 import random
+import threading
 import tracemalloc
 import uuid
 from collections import Counter
@@ -731,4 +732,67 @@ def test_keys_over_dynamodb_limits_are_refused_before_anything_is_written(
     )
     with pytest.raises(AddFeaturesException, match="range key"):
         classic.add_features(good, source_tile=((0, 10**1100), (512, 512)))
+    assert scan(feature_table) == []
+
+
+def test_items_larger_than_the_decoded_budget_stream_one_after_another(
+    feature_table: FeatureTable, dynamodb_local_endpoint: str
+) -> None:
+    """Two items of 6 MB of JSON each (compressed to a few KB) in one shard: together over the 8 MiB the readers may
+    hold decoded, each alone is let through, and the stream never waits for memory its own consumer holds."""
+    from model_runner.database import feature_stream
+
+    one_shard = FeatureTable(feature_table.table_name, (512, 512), (32, 32), host=dynamodb_local_endpoint, hash_salt=1)
+
+    text = "all quiet on the western front. " * 190_000  # 6 MB
+    assert 2 * len(text) > feature_stream.DECODED_BYTES_IN_FLIGHT
+    for n, tile in enumerate(tiles(2)):
+        one_shard.add_features([box_feature("img-wide", f"wide-{n}", [5, 5, 9, 9], report=text)], source_tile=tile)
+    read: list[str] = []
+    reader = threading.Thread(
+        target=lambda: read.extend(f["id"] for f in one_shard.iter_features("img-wide")), daemon=True
+    )
+    reader.start()
+    reader.join(60)
+    assert not reader.is_alive(), "the stream waits for memory its consumer holds"
+    assert sorted(read) == ["wide-0", "wide-1"]
+
+
+# -- many tiles in one call ----------------------------------------------------------------------------------------
+
+
+def test_the_features_of_many_tiles_are_stored_in_a_few_requests_each_tile_exactly_once(
+    feature_table: FeatureTable,
+) -> None:
+    rng = random.Random(41)
+    grid = tiles(60)
+    per_tile = {tile: [detection("img-many", tile, n, rng) for n in range(20)] for tile in grid}
+    sent: list[int] = []
+    original = feature_table.send_batch
+
+    def counting(requests: Any, policy: Any, on_retry: Any = None) -> None:
+        sent.append(len(requests))
+        original(requests, policy, on_retry)
+
+    feature_table.send_batch = counting  # type: ignore[method-assign]
+    feature_table.add_features_of_tiles(per_tile.items())
+    assert sent == [60]  # one item per tile, one call of the batch writer: 3 BatchWriteItem requests
+    written = [feature for features in per_tile.values() for feature in features]
+    assert by_id(feature_table.get_features("img-many")) == by_id(written)
+
+    # a retried region: two tiles again with other detections, one tile as it was; each tile read once, the last write
+    again = {grid[0]: [detection("img-many", grid[0], 100 + n, rng) for n in range(3)], grid[1]: per_tile[grid[1]]}
+    feature_table.add_features_of_tiles(again.items())
+    expected = [*again[grid[0]], *(f for tile in grid[1:] for f in per_tile[tile])]
+    assert by_id(feature_table.get_features("img-many")) == by_id(expected)
+
+
+def test_many_tiles_with_one_bad_feature_write_nothing(feature_table: FeatureTable) -> None:
+    grid = tiles(4)
+    good = [(tile, [box_feature("img-many-bad", f"g-{n}", [1, 1, 2, 2])]) for n, tile in enumerate(grid)]
+    bad = (grid[3], [box_feature("img-many-bad", "bad", [5, 5, 1, 1])])
+    with pytest.raises(AddFeaturesException, match="'bad'"):
+        feature_table.add_features_of_tiles([*good, bad])
+    with pytest.raises(AddFeaturesException):
+        feature_table.add_features_of_tiles([(((0, -1), (512, 512)), [box_feature("img-many-bad", "x", [1, 1, 2, 2])])])
     assert scan(feature_table) == []

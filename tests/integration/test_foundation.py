@@ -16,6 +16,7 @@ from model_runner.database import (
     JobItem,
     JobTable,
     RegionRequestItem,
+    RequestedJobsItem,
     TableNames,
     create_tables,
     delete_tables,
@@ -25,7 +26,7 @@ from model_runner.database.tables import TABLE_MODELS
 pytestmark = pytest.mark.integration
 
 
-def test_create_tables_creates_four_tables_with_keys_and_ttl(
+def test_create_tables_creates_every_table_with_keys_and_ttl(
     dynamodb_local_endpoint: str, table_names: TableNames
 ) -> None:
     report = create_tables(table_names, host=dynamodb_local_endpoint)
@@ -43,7 +44,7 @@ def test_create_tables_creates_four_tables_with_keys_and_ttl(
             assert {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == expected_keys
             assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
             ttl = botocore_client.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
-            if role == "endpoint":
+            if role in ("endpoint", "requested"):  # statistics never expire; requested jobs are deleted when done
                 assert ttl["TimeToLiveStatus"] == "DISABLED"
             else:
                 assert ttl["TimeToLiveStatus"] == "ENABLED"
@@ -178,6 +179,7 @@ FULL_ITEMS: dict[str, Model] = {
     "feature": FeatureItem(
         hash_key="image-1-7",
         range_key="image-1-region-0:1:0:1",
+        tile_id="image-1-region-0:1:0:1",
         expire_time=1_700_600_000,
         features=['{"type": "Feature", "properties": {"a": 1.5}, "geometry": null}'],
         packed=b"\x01\x00binary\xff",
@@ -186,6 +188,17 @@ FULL_ITEMS: dict[str, Model] = {
         generation="g1",
         generation_items=1,
         written_at=1_700_000_000_000,
+    ),
+    "requested": RequestedJobsItem(
+        endpoint_id="ship-detector-endpoint",
+        job_id="job-1",
+        request_time=1_700_000_000,
+        request_payload={"job_id": "job-1", "tile_size": [512, 512], "outputs": [{"type": "S3"}], "empty": ""},
+        last_attempt=1_700_000_100,
+        num_attempts=2,
+        regions_complete=["r1", "#abcdefghijklmnop"],
+        region_count=4,
+        attempt_token="token",
     ),
 }
 

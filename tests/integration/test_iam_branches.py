@@ -15,6 +15,7 @@ role (one entry of ``ROLE_METHODS``) or a new method is recorded before its poli
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from pynamodb.exceptions import PynamoDBException
 
+from model_runner.api import ImageRequest
 from model_runner.common import RequestStatus, TileState
 from model_runner.database import (
     EndpointStatisticsTable,
@@ -34,6 +36,8 @@ from model_runner.database import (
     JobTable,
     RegionRequestItem,
     RegionRequestTable,
+    RequestedJobsItem,
+    RequestedJobsTable,
     TableNames,
     create_tables,
     delete_tables,
@@ -53,13 +57,14 @@ REFUSALS = (DatabaseError, TypeError, ValueError, PynamoDBException)
 
 @dataclass
 class Tables:
-    """The four repositories on fresh tables, and the recorder attached to their client(s)."""
+    """The repositories on fresh tables, and the recorder attached to their client(s)."""
 
     names: TableNames
     job: JobTable
     region: RegionRequestTable
     endpoint: EndpointStatisticsTable
     feature: FeatureTable
+    requested: RequestedJobsTable
     recorder: ActionRecorder
 
     def record(self, table: str, method: str, branch: str, call: Callable[[], Any]) -> None:
@@ -314,6 +319,72 @@ def feature_methods(t: Tables, _: pytest.MonkeyPatch) -> None:
     )
 
 
+def region_add_tiles(t: Tables, _: pytest.MonkeyPatch) -> None:
+    image_id, region_id = _region(t)
+    tiles = [TILE, ((0, 480), (512, 512))]
+
+    def add(batch: Any, state: Any = TileState.SUCCEEDED, image: str = image_id, region: str = region_id) -> Any:
+        return lambda: t.region.add_tiles(image, region, batch, state)
+
+    t.record("region", "add_tiles", "new tiles", add(tiles[:1]))
+    t.record("region", "add_tiles", "some recorded", add(tiles))
+    t.record("region", "add_tiles", "all recorded", add(tiles))
+    t.record("region", "add_tiles", "missing region", add(tiles, image=_id(), region=_id()))
+    t.record("region", "add_tiles", "empty list", add([]))
+    t.record("region", "add_tiles", "not a tile", add(["tile"]))
+
+
+def _request() -> ImageRequest:
+    job_id = _id()
+    return ImageRequest(job_id=job_id, image_id=f"{job_id}:s3://b/i", image_url="s3://b/i", model_name="ep")
+
+
+@contextlib.contextmanager
+def _answer_lost_once(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The next UpdateItem of the requested-jobs table is applied, then its answer is lost (a read timeout)."""
+    original = RequestedJobsItem.update
+    lost: list[bool] = []
+
+    def update(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        if not lost:
+            lost.append(True)
+            raise ReadTimeoutError(endpoint_url="http://answer-lost")
+        return result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RequestedJobsItem, "update", update)
+        yield
+
+
+def requested_methods(t: Tables, monkeypatch: pytest.MonkeyPatch) -> None:
+    request = _request()
+    add = t.requested.add_new_request
+    t.record("requested", "add_new_request", "new", lambda: add(request))
+    t.record("requested", "add_new_request", "redelivered", lambda: add(request))
+    update = t.requested.update_request_details
+    t.record("requested", "update_request_details", "exists", lambda: update(request, 3))
+    t.record("requested", "update_request_details", "missing", lambda: update(_request(), 3))
+    t.record("requested", "get_outstanding_requests", "all", lambda: t.requested.get_outstanding_requests())
+    t.record("requested", "get_outstanding_requests", "one", lambda: t.requested.get_outstanding_requests("ep"))
+    (record,) = [r for r in t.requested.get_outstanding_requests("ep") if r.job_id == request.job_id]
+    attempt = t.requested.start_next_attempt
+    t.record("requested", "start_next_attempt", "wins", lambda: attempt(record))
+    t.record("requested", "start_next_attempt", "stale", lambda: attempt(record))
+    t.record("requested", "start_next_attempt", "missing", lambda: attempt(dataclasses.replace(record, job_id=_id())))
+    fresh = next(r for r in t.requested.get_outstanding_requests("ep") if r.job_id == request.job_id)
+    with _answer_lost_once(monkeypatch):
+        t.record("requested", "start_next_attempt", "answer lost", lambda: attempt(fresh))
+    region = t.requested.complete_region
+    t.record("requested", "complete_region", "new", lambda: region(request, "r1"))
+    t.record("requested", "complete_region", "again", lambda: region(request, "r1"))
+    t.record("requested", "complete_region", "missing", lambda: region(_request(), "r1"))
+    with _answer_lost_once(monkeypatch):
+        t.record("requested", "complete_region", "answer lost", lambda: region(request, "r2"))
+    t.record("requested", "complete_request", "exists", lambda: t.requested.complete_request(request))
+    t.record("requested", "complete_request", "missing", lambda: t.requested.complete_request(request))
+
+
 #: The drivers, by the (table, method) pairs whose branches they run.
 BRANCHES: dict[Driver, tuple[tuple[str, str], ...]] = {
     job_start: (("job", "start_image_request"),),
@@ -328,6 +399,18 @@ BRANCHES: dict[Driver, tuple[tuple[str, str], ...]] = {
     region_get: (("region", "get_region_request"),),
     region_add_tile: (("region", "add_tile"),),
     region_query: (("region", "query_items"),),
+    region_add_tiles: (("region", "add_tiles"),),
+    requested_methods: tuple(
+        ("requested", m)
+        for m in (
+            "add_new_request",
+            "update_request_details",
+            "get_outstanding_requests",
+            "start_next_attempt",
+            "complete_region",
+            "complete_request",
+        )
+    ),
     endpoint_methods: tuple(
         ("endpoint", m)
         for m in (
@@ -358,9 +441,10 @@ def branches(dynamodb_local_endpoint: str) -> Iterator[Tables]:
         region=RegionRequestTable(names.region, **where),
         endpoint=EndpointStatisticsTable(names.endpoint, **where),
         feature=FeatureTable(names.feature, (512, 512), (32, 32), **where),
+        requested=RequestedJobsTable(names.requested, **where),
         recorder=ActionRecorder(),
     )
-    for repository in (tables.job, tables.region, tables.endpoint, tables.feature):
+    for repository in (tables.job, tables.region, tables.endpoint, tables.feature, tables.requested):
         tables.recorder.attach(repository.client)
     monkeypatch = pytest.MonkeyPatch()
     try:

@@ -27,6 +27,7 @@ import pytest
 import yaml
 from cfnlint.api import ManualArgs, lint
 
+from model_runner.api import ImageRequest
 from model_runner.cli.context import Context
 from model_runner.cli.infra import run
 from model_runner.cli.main import build_parser
@@ -39,6 +40,7 @@ from model_runner.database import (
     JobTable,
     RegionRequestItem,
     RegionRequestTable,
+    RequestedJobsTable,
     TableNames,
 )
 from model_runner.database.tables import TABLE_MODELS
@@ -142,6 +144,7 @@ def test_options_reach_the_template() -> None:
         "RegionRequestTableName": "dev-RegionProcessingJobStatus",
         "EndpointStatisticsTableName": "dev-EndpointStatisticsTable",
         "FeatureTableName": "dev-ImageProcessingFeatures",
+        "RequestedJobsTableName": "dev-OutstandingImageRequests",
     }
 
 
@@ -219,8 +222,9 @@ def test_cloudformation_command_refuses_bad_values(capsys: pytest.CaptureFixture
 
 
 def test_iam_policy_command(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in ("JOB_TABLE", "REGION_REQUEST_TABLE", "ENDPOINT_TABLE", "FEATURE_TABLE"):
+    for variable in ("JOB_TABLE", "REGION_REQUEST_TABLE", "ENDPOINT_TABLE", "FEATURE_TABLE", "IMAGE_REQUEST_TABLE"):
         monkeypatch.delenv(variable, raising=False)
+    monkeypatch.delenv("OUTSTANDING_IMAGE_REQUEST_TABLE", raising=False)
     args = ["iam-policy", "--role", "reader", "--region", "eu-west-1", "--account-id", "111122223333"]
     assert run([*args, "--table-prefix", "prod-", "--feature-table", "Detections"]) == 0
     document = json.loads(capsys.readouterr().out)
@@ -230,6 +234,7 @@ def test_iam_policy_command(capsys: pytest.CaptureFixture[str], monkeypatch: pyt
         "RegionRequestTable": "arn:aws:dynamodb:eu-west-1:111122223333:table/prod-RegionProcessingJobStatus",
         "EndpointStatisticsTable": "arn:aws:dynamodb:eu-west-1:111122223333:table/prod-EndpointStatisticsTable",
         "FeatureTable": "arn:aws:dynamodb:eu-west-1:111122223333:table/Detections",
+        "RequestedJobsTable": "arn:aws:dynamodb:eu-west-1:111122223333:table/prod-OutstandingImageRequests",
     }
     assert all(a.split(":")[1] in {"GetItem", "Query", "Scan"} for s in document["Statement"] for a in s["Action"])
 
@@ -274,21 +279,28 @@ def _create_from_template(client: Any, names: TableNames, template: dict[str, An
 
 @dataclass
 class Repositories:
-    """The four repositories on the tables created from the template."""
+    """The repositories on the tables created from the template."""
 
     names: TableNames
     jobs: JobTable
     regions: RegionRequestTable
     endpoints: EndpointStatisticsTable
     features: FeatureTable
+    requested: RequestedJobsTable
 
     def by_table(self) -> dict[str, Any]:
-        return {"job": self.jobs, "region": self.regions, "endpoint": self.endpoints, "feature": self.features}
+        return {
+            "job": self.jobs,
+            "region": self.regions,
+            "endpoint": self.endpoints,
+            "feature": self.features,
+            "requested": self.requested,
+        }
 
 
 @pytest.fixture(scope="module")
 def template_tables(dynamodb_local_endpoint: str) -> Iterator[Repositories]:
-    """The four tables created from the template (ExpireDays 3), with repositories using expire_days=3."""
+    """The tables created from the template (ExpireDays 3), with repositories using expire_days=3."""
     names = TableNames.resolve(prefix=f"cfn{uuid.uuid4().hex[:8]}-")
     template = build_template(TemplateOptions(ttl_days=EXPIRE_DAYS))
     kwargs: dict[str, Any] = {"host": dynamodb_local_endpoint, "expire_days": EXPIRE_DAYS}
@@ -298,6 +310,7 @@ def template_tables(dynamodb_local_endpoint: str) -> Iterator[Repositories]:
         regions=RegionRequestTable(names.region, **kwargs),
         endpoints=EndpointStatisticsTable(names.endpoint, **kwargs),
         features=FeatureTable(names.feature, (512, 512), (32, 32), **kwargs),
+        requested=RequestedJobsTable(names.requested, host=dynamodb_local_endpoint),
     )
     client = repositories.jobs.client
     _create_from_template(client, names, template)
@@ -374,6 +387,7 @@ class Workflow:
         failing: set[ImageRegion] | frozenset[ImageRegion] = frozenset(),
         crash_after: int | None = None,
         throttle_role: str | None = None,
+        request: ImageRequest | None = None,
     ) -> JobItem | None:
         """Steps 4-5 and the per-region calls of step 7 (by ``throttle_role`` when given): the job as the completion
         returned it, or None when the region was completed already or the worker crashed."""
@@ -390,31 +404,37 @@ class Workflow:
             stored = worker.region.start_region_request(item)
             done = {(tuple(t[0]), tuple(t[1])) for t in stored.succeeded_tiles or []}
             tiles = [((row, col), (512, 512)) for row in (0, 480) for col in (0, 480)]
+            failed: list[ImageRegion] = []
             for count, tile in enumerate(tiles):
                 if crash_after is not None and count == crash_after:
                     return None  # the worker dies; the message is redelivered
                 if tile in done:
                     continue
                 if tile in failing:
-                    worker.region.add_tile(image_id, region_id, tile, TileState.FAILED)
+                    failed.append(tile)
                     continue
                 worker.feature.add_features(self.features_of(image_id, tile), source_tile=tile)
                 worker.region.add_tile(image_id, region_id, tile, TileState.SUCCEEDED)
                 if crash_after is not None:  # the response was lost: the worker sends it again
                     worker.region.add_tile(image_id, region_id, tile, TileState.SUCCEEDED)
+            if failed:  # the failed tiles of the region, in one request
+                worker.region.add_tiles(image_id, region_id, failed, TileState.FAILED)
             worker.region.update_region_request(
                 RegionRequestItem(image_id=image_id, region_id=region_id, total_tiles=len(tiles))
             )
             error = bool(failing)
             job = worker.job.complete_region_request(image_id, error, region_id=region_id)
+            if request is not None:  # the scheduler's table counts the region too
+                assert worker.requested.complete_region(request, region_id)
             status = RequestStatus.PARTIAL if error else RequestStatus.SUCCESS
             worker.region.complete_region_request(stored, status)
             return job  # type: ignore[no-any-return]
         finally:
             throttle.endpoint.decrement_region_count(endpoint)
 
-    def finish(self, role: str, job: JobItem | None) -> bool:
-        """Step 6: the worker whose completion made the job complete aggregates and ends it."""
+    def finish(self, role: str, job: JobItem | None, request: ImageRequest | None = None) -> bool:
+        """Step 6: the worker whose completion made the job complete aggregates and ends it (and deletes the
+        scheduler's record of the request)."""
         if job is None or not JobTable.is_image_request_complete(job):
             return False
         worker = self.as_role(role)
@@ -425,11 +445,14 @@ class Workflow:
         aggregated = worker.feature.aggregate_features(job)
         assert {feature["id"] for feature in aggregated} >= {f for f in self.features_written if job.image_id in f}
         worker.job.end_image_request(job.image_id)
+        if request is not None:
+            worker.requested.complete_request(request)
         return True
 
     def image_job(self, image_id: str, endpoint: str, inline_only: bool) -> None:
         """Steps 1-3 and 7 by the image worker; the regions by region workers (one crash and redeliveries), or, with
         ``inline_only``, a one-region image processed in line by the image worker, which then finishes the job."""
+        request = self.schedule(image_id, endpoint)
         image = self.as_role("image-worker")
         job = JobItem(image_id=image_id, job_id=f"job-{image_id}", model_name=endpoint)
         image.job.start_image_request(job)
@@ -437,6 +460,7 @@ class Workflow:
         image.endpoint.upsert_endpoint(endpoint, 4)
         region_count = 1 if inline_only else 3
         image.job.update_image_request(JobItem(image_id=image_id, region_count=region_count, width=2048, height=1024))
+        image.requested.update_request_details(request, region_count)
         regions = [
             RegionRequestItem(
                 image_id=image_id,
@@ -452,15 +476,19 @@ class Workflow:
         if inline_only:
             # the image worker processes the region in line with the region code (the region-worker's calls); it
             # counts the region for self-throttling itself, and its completion finishes the job
-            job_after = self.process_region("region-worker", regions[0], endpoint, throttle_role="image-worker")
-            assert self.finish("image-worker", job_after)
+            job_after = self.process_region(
+                "region-worker", regions[0], endpoint, throttle_role="image-worker", request=request
+            )
+            assert self.finish("image-worker", job_after, request)
             return
-        assert self.process_region("region-worker", regions[0], endpoint, crash_after=2) is None
-        finished = self.finish("region-worker", self.process_region("region-worker", regions[0], endpoint))
+        assert self.process_region("region-worker", regions[0], endpoint, crash_after=2, request=request) is None
+        first = self.process_region("region-worker", regions[0], endpoint, request=request)
+        finished = self.finish("region-worker", first, request)
         failing = {((0, 0), (512, 512))}
-        finished |= self.finish("region-worker", self.process_region("region-worker", regions[1], endpoint, failing))
-        last = self.process_region("region-worker", regions[2], endpoint)
-        finished |= self.finish("region-worker", last)
+        second = self.process_region("region-worker", regions[1], endpoint, failing, request=request)
+        finished |= self.finish("region-worker", second, request)
+        last = self.process_region("region-worker", regions[2], endpoint, request=request)
+        finished |= self.finish("region-worker", last, request)
         assert finished
         # a redelivered completion is counted once, and a redelivered region that is complete is skipped
         again = self.as_role("region-worker").job.complete_region_request(
@@ -468,6 +496,25 @@ class Workflow:
         )
         assert (again.region_success, again.region_error) == (2, 1)
         assert self.process_region("region-worker", regions[2], endpoint) is None
+
+    def schedule(self, image_id: str, endpoint: str) -> ImageRequest:
+        """The scheduler of docs/scheduler.md: records the request (delivered twice), starts one attempt while a
+        second scheduler holding the same record loses, and drops another request it gives up."""
+        scheduler = self.as_role("scheduler")
+        url = f"s3://imagery/{image_id}.ntf"
+        request = ImageRequest(job_id=f"job-{image_id}", image_id=image_id, image_url=url, model_name=endpoint)
+        scheduler.requested.add_new_request(request)
+        scheduler.requested.add_new_request(request)  # redelivered
+        (record,) = [r for r in scheduler.requested.get_outstanding_requests(endpoint) if r.job_id == request.job_id]
+        assert scheduler.requested.start_next_attempt(record)
+        assert not scheduler.requested.start_next_attempt(record)  # the other scheduler
+        given_up = ImageRequest(
+            job_id=f"gone-{image_id}", image_id=f"gone-{image_id}", image_url=url, model_name=endpoint
+        )
+        scheduler.requested.add_new_request(given_up)
+        scheduler.requested.complete_request(given_up)
+        assert {r.job_id for r in scheduler.requested.get_outstanding_requests()} >= {request.job_id}
+        return request
 
     def read(self, image_id: str, endpoint: str) -> None:
         """What the read commands of model-runner-db read (status, regions, features, endpoints), by the calls they
@@ -482,6 +529,7 @@ class Workflow:
         features = json.loads(output.getvalue())["features"]
         assert {f["id"] for f in features} == {f for f in self.features_written if f.startswith(f"{image_id}:")}
         assert endpoint in {item.endpoint for item in reader.endpoint.scan_model()}
+        assert reader.requested.get_outstanding_requests() == []  # every job ended and deleted its record
 
     def read_with_the_cli(self, image_id: str, endpoint_url: str, output: Path) -> None:
         """The read commands themselves. Their repositories get the bound models (and clients) of a Context built
@@ -489,10 +537,12 @@ class Workflow:
         names = self.repositories.names
         options = ["--endpoint-url", endpoint_url, "--job-table", names.job, "--region-table", names.region]
         options += ["--endpoint-table", names.endpoint, "--feature-table", names.feature]
+        options += ["--requested-table", names.requested]
         context = Context.from_args(build_parser().parse_args([*options, "endpoints"]))
         for repository in (context.job_table(), context.region_table(), context.endpoint_table()):
             self.recorder.attach(repository.client)
         self.recorder.attach(context.feature_table().client)
+        self.recorder.attach(context.requested_jobs_table().client)
         for command in (["status", image_id], ["regions", image_id], ["features", image_id, "-o", str(output)]):
             with self.recorder.running("reader", f"cli.{command[0]}"), contextlib.redirect_stdout(io.StringIO()):
                 assert cli_main([*options, *command]) == 0
@@ -500,6 +550,10 @@ class Workflow:
             assert cli_main([*options, "endpoints", "--json"]) == 0
         assert endpoint_url and "endpoint-a" in {entry["endpoint"] for entry in json.loads(out.getvalue())}
         assert len(json.loads(output.read_text())["features"]) > 0
+        with self.recorder.running("reader", "cli.requests"), contextlib.redirect_stdout(io.StringIO()) as listed:
+            assert cli_main([*options, "requests", "--json"]) == 0
+            assert cli_main([*options, "requests", "endpoint-a", "--json"]) == 0
+        assert listed.getvalue().split() == ["[]", "[]"]  # every job ended and deleted its record
 
 
 @pytest.fixture(scope="module")
@@ -629,7 +683,7 @@ def test_the_read_commands_need_exactly_the_reader_policy(recorded: Workflow) ->
     names = recorded.repositories.names
     per_command = {
         command: _short_names(names, recorded.recorder.actions(role="reader", label=f"cli.{command}"))
-        for command in ("status", "regions", "features", "endpoints")
+        for command in ("status", "regions", "features", "endpoints", "requests")
     }
     assert all(per_command.values()), f"a command's requests were not recorded: {per_command}"
     sent: dict[str, set[str]] = defaultdict(set)

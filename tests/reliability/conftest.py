@@ -11,6 +11,8 @@ in every run, ``make test`` included.
 
 At the end of a session that ran reliability tests, the figures (operations, faults, retries, items checked,
 discrepancies) are written to ``.cache/reliability/last-run.json`` (git-ignored); docs/reliability.md quotes them.
+Under pytest-xdist (``make test`` runs ``-n auto``) each worker writes its part to ``.cache/reliability/parts/`` and
+the controller merges the parts into that one file at the end, so the report covers every scenario of the run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import pytest
 from .proxy import FaultProxy
 
 REPORT_PATH = Path(__file__).resolve().parents[2] / ".cache" / "reliability" / "last-run.json"
+#: Where the xdist workers write their parts of the report.
+PARTS_DIR = REPORT_PATH.parent / "parts"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -131,8 +135,31 @@ def run_report(reliability_scale: int, reliability_seed: int) -> RunReport:
     return _report
 
 
+def _worker_id() -> str | None:
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _worker_id() is None and PARTS_DIR.is_dir():  # the controller (or a plain run), before any worker starts
+        for part in PARTS_DIR.glob("*.json"):
+            part.unlink()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _report is not None and _report.scenarios:
+    worker = _worker_id()
+    if worker is not None:
+        if _report is not None and _report.scenarios:
+            _report.write(PARTS_DIR / f"{worker}.json")
+        return
+    parts = sorted(PARTS_DIR.glob("*.json")) if PARTS_DIR.is_dir() else []
+    if parts:  # an xdist run: merge what the workers wrote
+        documents = [json.loads(part.read_text()) for part in parts]
+        merged = RunReport(int(documents[0]["scale"]), int(documents[0]["seed"]))
+        merged.started = time.time() - max(float(d.get("session_seconds", 0)) for d in documents)
+        for document in documents:
+            merged.scenarios.update(document["scenarios"])
+        merged.write()
+    elif _report is not None and _report.scenarios:
         _report.write()
 
 

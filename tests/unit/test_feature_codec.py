@@ -20,6 +20,7 @@ import pytest
 import zstandard
 
 from model_runner.database import feature_codec as codec
+from model_runner.database import feature_layout as layout
 
 
 def detection(number: int, rng: random.Random, **extra: Any) -> dict[str, Any]:
@@ -150,40 +151,50 @@ def test_item_size_counts_as_dynamodb_does(attributes: dict[str, Any], size: int
     assert codec.item_size(attributes) == size
 
 
-# -- packing -------------------------------------------------------------------------------------------------------
+# -- splitting a call into items (feature_layout.plan_items, the one user of the codec's compression) ---------------
 
 
-def stored_item_size(packed: codec.Packed, overhead: int) -> int:
-    return overhead + len(packed.payload)
+def split(encoded: list[bytes], target: int = codec.ITEM_SIZE_TARGET) -> list[tuple[int, bytes, int]]:
+    """The items of one call of these features: (features in it, payload, item size as DynamoDB counts it)."""
+    entries = [layout.Entry(data, index, "0:0:0:0") for index, data in enumerate(encoded)]
+    items = layout.plan_items(
+        "img",
+        entries,
+        source="r0c0w512h512",
+        hash_salt=50,
+        now=1_700_000_000.0,
+        expire_time=1_700_600_000,
+        target=target,
+    )
+    sized = []
+    for item in items:
+        native = {
+            name: int(value["N"]) if "N" in value else value.get("S", value.get("B")) for name, value in item.items()
+        }
+        sized.append((int(item["n"]["N"]), item["p"]["B"], codec.item_size(native)))
+    return sized
 
 
-def test_features_that_fit_are_packed_into_one_payload_that_decodes_to_them() -> None:
+def test_features_that_fit_are_one_item_that_decodes_to_them() -> None:
     rng = random.Random(2)
     features = [detection(n, rng) for n in range(500)]
-    encoded = sorted(codec.encode_feature(feature) for feature in features)
-    [packed] = codec.pack(encoded, overhead=300)
-    assert packed.count == 500
-    assert packed.payload[0] == codec.CODEC_JSON_LINES_ZSTD
-    assert len(packed.payload) < sum(map(len, encoded)) / 3  # detections compress well
-    assert sorted(codec.decode(packed.payload), key=lambda f: f["id"]) == sorted(features, key=lambda f: f["id"])
+    encoded = [codec.encode_feature(feature) for feature in features]
+    [(count, payload, _)] = split(encoded)
+    assert count == 500
+    assert payload[0] == codec.CODEC_JSON_LINES_ZSTD
+    assert len(payload) < sum(map(len, encoded)) / 3  # detections compress well
+    assert sorted(codec.decode(payload), key=lambda f: f["id"]) == sorted(features, key=lambda f: f["id"])
 
 
 def test_incompressible_features_are_split_and_every_item_stays_within_the_target() -> None:
     rng = random.Random(3)
     encoded = sorted(codec.encode_feature(detection(n, rng, blob=random_text(40_000, rng))) for n in range(40))
-    overhead = 2_000
-    parts = codec.pack(encoded, overhead)
+    parts = split(encoded)
     assert len(parts) >= 4
-    assert all(stored_item_size(part, overhead) <= codec.ITEM_SIZE_TARGET for part in parts)
-    assert sum(part.count for part in parts) == 40
-    decoded = [codec.encode_feature(feature) for part in parts for feature in codec.decode(part.payload)]
-    assert decoded == encoded  # every feature once, in the order given
-
-
-def test_packing_is_deterministic() -> None:
-    rng = random.Random(4)
-    encoded = sorted(codec.encode_feature(detection(n, rng, blob=random_text(5_000, rng))) for n in range(300))
-    assert codec.pack(encoded, 500) == codec.pack(list(encoded), 500)
+    assert all(size <= codec.ITEM_SIZE_TARGET for _, _, size in parts)
+    assert sum(count for count, _, _ in parts) == 40
+    decoded = [codec.encode_feature(feature) for _, payload, _ in parts for feature in codec.decode(payload)]
+    assert decoded == encoded  # every feature once, in sorted order
 
 
 def test_a_feature_too_large_even_alone_is_refused_with_its_position() -> None:
@@ -191,33 +202,32 @@ def test_a_feature_too_large_even_alone_is_refused_with_its_position() -> None:
     encoded = [codec.encode_feature(detection(n, rng)) for n in range(3)]
     encoded.insert(2, codec.encode_feature(detection(99, rng, blob=random_text(500_000, rng))))
     with pytest.raises(codec.FeatureTooLargeError) as raised:
-        codec.pack(encoded, overhead=200)
+        split(encoded)
     assert raised.value.index == 2
     assert raised.value.size > codec.ITEM_SIZE_TARGET
     assert isinstance(raised.value, ValueError)
 
 
-def test_a_large_feature_that_compresses_well_gets_an_item_of_its_own() -> None:
+def test_a_large_feature_that_compresses_well_is_stored_with_the_others() -> None:
     rng = random.Random(6)
     small = [codec.encode_feature(detection(n, rng)) for n in range(3)]
     large = codec.encode_feature(detection(9, rng, report="nothing to report. " * 50_000))
     assert len(large) > codec.ITEM_SIZE_TARGET
-    parts = codec.pack([small[0], large, *small[1:]], overhead=200)
-    assert [part.count for part in parts] == [1, 1, 2]
-    assert all(len(part.payload) + 200 <= codec.ITEM_SIZE_TARGET for part in parts)
+    [(count, _, size)] = split([small[0], large, *small[1:]])
+    assert count == 4 and size <= codec.ITEM_SIZE_TARGET
 
 
 def test_a_smaller_target_gives_more_parts() -> None:
     rng = random.Random(7)
-    encoded = sorted(codec.encode_feature(detection(n, rng)) for n in range(2_000))
-    big = codec.pack(encoded, 200)
-    small = codec.pack(encoded, 200, target=50_000)
+    encoded = [codec.encode_feature(detection(n, rng)) for n in range(2_000)]
+    big = split(encoded)
+    small = split(encoded, target=50_000)
     assert len(small) > len(big)
-    assert all(len(part.payload) + 200 <= 50_000 for part in small)
+    assert all(size <= 50_000 for _, _, size in small)
 
 
-def test_no_features_no_payload() -> None:
-    assert codec.pack([], 100) == []
+def test_no_features_no_items() -> None:
+    assert split([]) == []
 
 
 # -- decoding ------------------------------------------------------------------------------------------------------
