@@ -311,15 +311,7 @@ class FeatureTable(DDBHelper):
             when a key would pass DynamoDB's limits, or when the items cannot be written (``code`` then says why)
         """
         with self._measure(FEATURE_STORAGE, metrics):
-            items = self._build_items(list(features), source_tile)
-            if not items:
-                return
-            try:
-                self.send_batch([{"PutRequest": {"Item": item}} for item in items], self.retry_policy)
-            except DDBBatchWriteException as err:
-                key = {"items": len(items)}
-                action = f"add features ({err.unprocessed} of {len(items)} items unwritten)"
-                raise self.error(AddFeaturesException, action, key, err) from err
+            self._put_items(self._build_items(list(features), source_tile), "add features")
 
     def add_features_of_tiles(
         self,
@@ -346,14 +338,23 @@ class FeatureTable(DDBHelper):
             items: list[dict[str, Any]] = []
             for tile, features in features_by_tile:
                 items.extend(self._build_items(list(features), tile))
-            if not items:
-                return
-            try:
-                self.send_batch([{"PutRequest": {"Item": item}} for item in items], self.retry_policy)
-            except DDBBatchWriteException as err:
-                key = {"items": len(items)}
-                action = f"add features of tiles ({err.unprocessed} of {len(items)} items unwritten)"
-                raise self.error(AddFeaturesException, action, key, err) from err
+            self._put_items(items, "add features of tiles")
+
+    def _put_items(self, items: list[dict[str, Any]], action: str) -> None:
+        """Send built items with the one batch writer, under the table's retry policy.
+
+        :param items: List[Dict[str, Any]] = items as DynamoDB attribute values; nothing is sent when empty
+        :param action: str = what the caller does, for the error message
+        :return: None
+        :raises AddFeaturesException: chained from the batch writer's error, saying how many items stayed unwritten
+        """
+        if not items:
+            return
+        try:
+            self.send_batch([{"PutRequest": {"Item": item}} for item in items], self.retry_policy)
+        except DDBBatchWriteException as err:
+            detail = f"{action} ({err.unprocessed} of {len(items)} items unwritten)"
+            raise self.error(AddFeaturesException, detail, {"items": len(items)}, err) from err
 
     def _build_items(self, features: Sequence[Any], source_tile: ImageRegion | None) -> list[dict[str, Any]]:
         """Validate and encode the features and build the items that store them, as DynamoDB attribute values.

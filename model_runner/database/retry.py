@@ -22,12 +22,9 @@ from .exceptions import error_code
 
 T = TypeVar("T")
 
-#: Error codes of requests that may succeed when sent again: every code botocore's standard retry mode retries
-#: (``botocore/retries/standard.py``: transient and throttling codes), DynamoDB's own 5xx codes, and the HTTP status
-#: DynamoDB gives as the code when its response has none.
-RETRYABLE_CODES = frozenset(
+#: Codes that mean "too much load": retried, and worth a longer backoff.
+THROTTLING_CODES = frozenset(
     {
-        # throttling (botocore ThrottledRetryableChecker)
         "Throttling",
         "ThrottlingException",
         "ThrottledException",
@@ -40,8 +37,17 @@ RETRYABLE_CODES = frozenset(
         "LimitExceededException",
         "RequestThrottled",
         "SlowDown",
-        "PriorRequestNotComplete",
         "EC2ThrottledException",
+        "429",
+    }
+)
+
+#: Error codes of requests that may succeed when sent again: every code botocore's standard retry mode retries
+#: (``botocore/retries/standard.py``: transient and throttling codes), DynamoDB's own 5xx codes, and the HTTP status
+#: DynamoDB gives as the code when its response has none.
+RETRYABLE_CODES = THROTTLING_CODES | frozenset(
+    {
+        "PriorRequestNotComplete",
         # transient (botocore TransientRetryableChecker)
         "RequestTimeout",
         "RequestTimeoutException",
@@ -51,7 +57,6 @@ RETRYABLE_CODES = frozenset(
         "ServiceUnavailable",
         "ServiceUnavailableException",
         # an HTTP status given as the code
-        "429",
         "500",
         "502",
         "503",
@@ -71,26 +76,6 @@ RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
     botocore.exceptions.ConnectionError,
     botocore.exceptions.HTTPClientError,
     botocore.exceptions.ChecksumError,
-)
-
-#: Codes that mean "too much load": retried, and worth a longer backoff.
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "LimitExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "EC2ThrottledException",
-        "429",
-    }
 )
 
 
