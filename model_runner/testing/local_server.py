@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -91,6 +91,12 @@ def _read_log(path: Path, offset: int = 0) -> str:
         return ""
 
 
+#: JVM options of the servers the test harness starts: tables live in SQLite's native memory, so the Java heap only
+#: holds requests in flight; a bounded heap and the serial collector keep each server near 0.3 GB instead of letting
+#: the JVM grow toward a quarter of the machine (several servers run at once under pytest-xdist).
+BOUNDED_HEAP_OPTIONS: tuple[str, ...] = ("-Xmx384m", "-XX:+UseSerialGC")
+
+
 def _resolve_java(java: str) -> str:
     resolved = shutil.which(java)
     if resolved is None:
@@ -111,9 +117,17 @@ def _check_emulator(emulator_dir: Path) -> Path:
     return emulator_dir
 
 
-def _java_command(java: str, emulator_dir: Path, port: int, db_path: Path | None, shared_db: bool) -> list[str]:
+def _java_command(
+    java: str,
+    emulator_dir: Path,
+    port: int,
+    db_path: Path | None,
+    shared_db: bool,
+    java_options: Sequence[str] = (),
+) -> list[str]:
     command = [
         java,
+        *java_options,
         f"-Djava.library.path={emulator_dir / LIB_DIR_NAME}",
         "-jar",
         str(emulator_dir / JAR_NAME),
@@ -247,6 +261,7 @@ class DynamoDBLocal:
         db_path: Path | None = None,
         shared_db: bool = True,
         java: str = "java",
+        java_options: Sequence[str] = (),
     ) -> None:
         """Configure a server; nothing starts before :meth:`start`.
 
@@ -258,6 +273,8 @@ class DynamoDBLocal:
             persistent store whatever ``in_memory`` says
         :param shared_db: bool = one database for every credential and region (``-sharedDb``)
         :param java: str = the java executable, a name looked up on PATH or a path
+        :param java_options: Sequence[str] = options for the JVM, before ``-jar`` (for example
+            :data:`BOUNDED_HEAP_OPTIONS`); none by default, so the JVM sizes its heap from the machine's memory
         """
         self.emulator_dir = emulator_dir
         self.port = port
@@ -265,6 +282,7 @@ class DynamoDBLocal:
         self.db_path = db_path
         self.shared_db = shared_db
         self.java = java
+        self.java_options = tuple(java_options)
         self._process: subprocess.Popen[bytes] | None = None
         self._bound_port: int | None = None
         self._work_dir: Path | None = None
@@ -349,7 +367,7 @@ class DynamoDBLocal:
         log_path = self._log_path = log_dir / LOG_FILE_NAME
         log_file = self._log_file = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
         log_offset = log_file.tell()
-        command = _java_command(java, emulator_dir, port, db_path, self.shared_db)
+        command = _java_command(java, emulator_dir, port, db_path, self.shared_db, self.java_options)
         try:
             # a session of its own: a Ctrl-C in the terminal reaches the Python program only, which then gives back
             # what it holds in the tables before it stops this server itself (a weakref finalizer, or stop())

@@ -80,8 +80,9 @@ def dynamodb_local_endpoint(aws_test_env: None) -> Iterator[str]:
         return
 
     from model_runner.testing.dynamodb_local import DynamoDBLocal, DynamoDBLocalError, ensure_emulator
+    from model_runner.testing.local_server import BOUNDED_HEAP_OPTIONS
 
-    server = DynamoDBLocal(in_memory=True)
+    server = DynamoDBLocal(in_memory=True, java_options=BOUNDED_HEAP_OPTIONS)
     failure: str | None = None
     try:
         server.emulator_dir = ensure_emulator()

@@ -109,6 +109,34 @@ def test_starts_on_a_free_port_and_answers_list_tables(emulator_dir: Path) -> No
     assert not server.is_running()
 
 
+def test_the_servers_of_the_test_harness_run_with_a_bounded_heap(dynamodb_local_endpoint: str) -> None:
+    """Several servers run at once under pytest-xdist: each is capped so that `make test` stays under 2 GB."""
+    from model_runner.testing.pytest_plugin import TEST_ENDPOINT_ENV
+
+    if os.environ.get(TEST_ENDPOINT_ENV, "").strip():
+        pytest.skip(f"{TEST_ENDPOINT_ENV} names a server the harness did not start")
+    port = int(dynamodb_local_endpoint.rsplit(":", 1)[1])
+    commands = [
+        Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and Path(f"/proc/{pid}/cmdline").exists()
+    ]
+    ours = [command for command in commands if b"-port" in command and str(port).encode() in command]
+    assert ours, f"no process serves port {port}"
+    assert [option.decode() for option in ours[0] if option in (b"-Xmx384m", b"-XX:+UseSerialGC")] == [
+        "-Xmx384m",
+        "-XX:+UseSerialGC",
+    ]
+
+
+def test_java_options_reach_the_jvm_and_none_are_added_by_default(emulator_dir: Path) -> None:
+    with DynamoDBLocal(emulator_dir=emulator_dir, java_options=["-Xmx200m"]) as bounded:
+        assert b"-Xmx200m" in Path(f"/proc/{bounded.pid}/cmdline").read_bytes().split(b"\0")
+        assert _client(bounded.endpoint_url).list_tables()["TableNames"] == []
+    with DynamoDBLocal(emulator_dir=emulator_dir) as default:
+        assert not [o for o in Path(f"/proc/{default.pid}/cmdline").read_bytes().split(b"\0") if o.startswith(b"-X")]
+
+
 def test_shared_db_lets_every_credential_and_region_see_the_same_tables(emulator_dir: Path) -> None:
     with DynamoDBLocal(emulator_dir=emulator_dir) as server:
         _create_table(_client(server.endpoint_url), "shared")
