@@ -94,13 +94,7 @@ def _read_log(path: Path, offset: int = 0) -> str:
 #: JVM options of the servers the test harness starts: tables live in SQLite's native memory, so the Java heap only
 #: holds requests in flight; a bounded heap and the serial collector keep each server near 0.25 GB instead of letting
 #: the JVM grow toward a quarter of the machine (several servers run at once under pytest-xdist).
-BOUNDED_HEAP_OPTIONS: tuple[str, ...] = (
-    "-Xmx256m",
-    "-XX:+UseSerialGC",
-    "-XX:TieredStopAtLevel=1",
-    "-XX:ReservedCodeCacheSize=48m",
-    "-Xss512k",
-)
+BOUNDED_HEAP_OPTIONS: tuple[str, ...] = ("-Xmx256m", "-XX:+UseSerialGC")
 
 
 def _resolve_java(java: str) -> str:
