@@ -27,6 +27,8 @@ from model_runner.infra.cloudformation import (
 )
 from model_runner.infra.iam import ROLE_METHODS, policy_document
 
+from .options import positive_int
+
 #: Options naming a table, per table short name of ``TABLE_MODELS`` (the main command's global options).
 TABLE_OPTIONS = {
     "job": "job_table",
@@ -35,16 +37,6 @@ TABLE_OPTIONS = {
     "feature": "feature_table",
     "requested": "requested_table",
 }
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def _add_table_options(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +75,7 @@ def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()
     if own_options:
         _add_table_options(template)
     template.add_argument(
-        "--ttl-days", type=_positive, default=7, help="days items live (TTL), the ExpireDays default (7)"
+        "--ttl-days", type=positive_int, default=7, help="days items live (TTL), the ExpireDays default (7)"
     )
     template.add_argument(
         "--pitr", action=argparse.BooleanOptionalAction, default=True, help="point-in-time recovery (on)"
@@ -91,8 +83,8 @@ def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()
     template.add_argument(
         "--billing-mode", choices=("on-demand", "provisioned"), default="on-demand", help="on-demand (default)"
     )
-    template.add_argument("--read-capacity", type=_positive, default=5, help="read capacity units (provisioned)")
-    template.add_argument("--write-capacity", type=_positive, default=5, help="write capacity units (provisioned)")
+    template.add_argument("--read-capacity", type=positive_int, default=5, help="read capacity units (provisioned)")
+    template.add_argument("--write-capacity", type=positive_int, default=5, help="write capacity units (provisioned)")
     template.add_argument(
         "--deletion-protection", action="store_true", help="deletion protection on, tables retained with the stack"
     )

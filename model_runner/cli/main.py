@@ -20,11 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from model_runner.common.typing import ImageDimensions
-
 from . import infra
 from .context import Context
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, NO_REGION_MESSAGE, CliError, explain, one_line
+from .options import non_negative_int, overlap, port, positive_int, rate, size
 
 PROG = "model-runner-db"
 
@@ -44,108 +43,6 @@ class _Parser(argparse.ArgumentParser):
         :param message: str = what is wrong
         """
         self.exit(EXIT_USAGE, f"{PROG}: error: {one_line(message)} (see {self.prog} --help)\n")
-
-
-# -- option value types: each raises ArgumentTypeError with a message that says what is expected ---------------------
-
-
-def _int_at_least(text: str, minimum: int) -> int:
-    """Parse a whole number of at least ``minimum``.
-
-    :param text: str = the option value
-    :param minimum: int = the smallest value accepted
-    :return: int = the number
-    :raises argparse.ArgumentTypeError: when it is not one
-    """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """Parse a whole number of at least 1.
-
-    :param text: str = the option value
-    :return: int = the number
-    :raises argparse.ArgumentTypeError: when it is not one
-    """
-    return _int_at_least(text, 1)
-
-
-def non_negative_int(text: str) -> int:
-    """Parse a whole number of at least 0.
-
-    :param text: str = the option value
-    :return: int = the number
-    :raises argparse.ArgumentTypeError: when it is not one
-    """
-    return _int_at_least(text, 0)
-
-
-def port(text: str) -> int:
-    """Parse a TCP port number.
-
-    :param text: str = the option value
-    :return: int = the port
-    :raises argparse.ArgumentTypeError: when it is not in 1..65535
-    """
-    value = positive_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number up to 65535, got {value}")
-    return value
-
-
-def rate(text: str) -> float:
-    """Parse a probability.
-
-    :param text: str = the option value
-    :return: float = the probability
-    :raises argparse.ArgumentTypeError: when it is not a number in [0, 1]
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
-    return value
-
-
-def _dimensions(text: str, minimum: int) -> ImageDimensions:
-    parts = text.lower().split("x")
-    try:
-        values = [int(part) for part in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or WIDTHxHEIGHT in pixels, got {text!r}") from None
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) < minimum:
-        raise argparse.ArgumentTypeError(f"expected N or WIDTHxHEIGHT with sizes of at least {minimum}, got {text!r}")
-    return values[0], values[1]
-
-
-def size(text: str) -> ImageDimensions:
-    """Parse a size in pixels: ``N`` (square) or ``WIDTHxHEIGHT``.
-
-    :param text: str = the option value
-    :return: ImageDimensions = (width, height)
-    :raises argparse.ArgumentTypeError: when it is not one, or a size is below 1
-    """
-    return _dimensions(text, 1)
-
-
-def overlap(text: str) -> ImageDimensions:
-    """Parse an overlap in pixels: ``N`` or ``WIDTHxHEIGHT``, 0 allowed.
-
-    :param text: str = the option value
-    :return: ImageDimensions = (width, height)
-    :raises argparse.ArgumentTypeError: when it is not one
-    """
-    return _dimensions(text, 0)
 
 
 # -- the parser ------------------------------------------------------------------------------------------------------

@@ -9,40 +9,11 @@ from typing import Any
 
 from .context import Context
 from .errors import EXIT_OK, CliError
+from .options import listen_port, positive_int, refresh_seconds
 from .output import note
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number up to 65535 (0: any free port), got {value}")
-    return value
-
-
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0.5 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"expected seconds between 0.5 and 3600, got {text}")
-    return value
 
 
 def is_loopback(host: str) -> bool:
@@ -78,25 +49,25 @@ def add_parser(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> Non
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default: {DEFAULT_HOST})")
     parser.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT, help=f"port to listen on, 0 for any (default: {DEFAULT_PORT})"
+        "--port", type=listen_port, default=DEFAULT_PORT, help=f"port to listen on, 0 for any (default: {DEFAULT_PORT})"
     )
     parser.add_argument(
         "--scan-limit",
-        type=_at_least_one,
+        type=positive_int,
         default=DEFAULT_SCAN_LIMIT,
         metavar="N",
         help=f"job items the jobs page reads at most per listing (default: {DEFAULT_SCAN_LIMIT})",
     )
     parser.add_argument(
         "--box-cap",
-        type=_at_least_one,
+        type=positive_int,
         default=DEFAULT_BOX_CAP,
         metavar="N",
         help=f"feature boxes drawn at most on a job page, a uniform sample beyond (default: {DEFAULT_BOX_CAP})",
     )
     parser.add_argument(
         "--refresh",
-        type=_seconds,
+        type=refresh_seconds,
         default=3.0,
         metavar="SECONDS",
         help="how often a running job's page refreshes (default: 3)",
