@@ -34,6 +34,8 @@ _COORDINATE_DEPTH = {
     "MultiPolygon": 3,
 }
 _GEOMETRY_COLLECTION = "GeometryCollection"
+# Number types taken without further checks on the fast path (bool is its own type, so never among them).
+_PLAIN_NUMBERS = (float, int)
 
 
 def _name(feature: Mapping[str, Any]) -> str:
@@ -76,12 +78,12 @@ def _properties(feature: Mapping[str, Any]) -> Mapping[str, Any] | None:
     :raises TypeError: when the feature is not a mapping
     :raises ValueError: when its properties are present but not a mapping
     """
-    if not isinstance(feature, Mapping):
+    if not isinstance(feature, (dict, Mapping)):  # dict first: a cheap check for the usual case
         raise TypeError(f"expected a GeoJSON feature mapping, got {type(feature).__name__}")
     properties = feature.get("properties")
     if properties is None:
         return None
-    if not isinstance(properties, Mapping):
+    if not isinstance(properties, (dict, Mapping)):
         raise ValueError(f"{_name(feature)}: properties must be an object, got {type(properties).__name__}")
     return properties
 
@@ -94,6 +96,14 @@ def _bounds_imcoords(value: object, feature: Mapping[str, Any]) -> Bounds:
     :return: Bounds = (minx, miny, maxx, maxy)
     :raises ValueError: when it is not 4 finite numbers with min <= max
     """
+    if type(value) is list and len(value) == 4 and all(type(v) in _PLAIN_NUMBERS for v in value):
+        try:  # the common case first: four plain numbers, finite, min <= max
+            minx, miny, maxx, maxy = float(value[0]), float(value[1]), float(value[2]), float(value[3])
+        except OverflowError:
+            pass  # an int beyond floats: refused below
+        else:
+            if minx - minx + miny - miny + maxx - maxx + maxy - maxy == 0.0 and minx <= maxx and miny <= maxy:
+                return minx, miny, maxx, maxy  # (x - x is NaN for NaN and infinity)
     if not isinstance(value, (list, tuple)) or len(value) != 4:
         got = f"{len(value)} values" if isinstance(value, (list, tuple)) else repr(value)
         raise ValueError(f"{_name(feature)}: bounds_imcoords must be [minx, miny, maxx, maxy], got {got}")

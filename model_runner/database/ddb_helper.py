@@ -28,6 +28,7 @@ from .attributes import deserialize_value as deserialize_value  # re-exported: t
 from .attributes import serialize_value as serialize_value  # re-exported: the classic import path
 from .attributes import to_native
 from .binding import TableSettings, bind_model
+from .coalescing import BatchAttempt
 from .exceptions import (
     CONDITION_FAILED,
     DatabaseError,
@@ -540,6 +541,8 @@ class DDBHelper:
         requests: Sequence[Mapping[str, Any]],
         policy: RetryPolicy,
         on_retry: Callable[[int], None] | None = None,
+        *,
+        first_attempt: BatchAttempt | None = None,
     ) -> None:
         """Send BatchWriteItem requests (puts and deletes), 25 per request, until every one is processed.
 
@@ -550,33 +553,52 @@ class DDBHelper:
         :param requests: Sequence[Mapping[str, Any]] = ``{"PutRequest": {...}}`` or ``{"DeleteRequest": {...}}``
         :param policy: RetryPolicy = attempts, delays and total backoff while no request gets processed
         :param on_retry: Optional[Callable[[int], None]] = called with the number of requests sent again
+        :param first_attempt: Optional[BatchAttempt] = the outcome of a request that already carried all of
+            ``requests`` (a request shared with other calls, see :mod:`~model_runner.database.coalescing`): it counts
+            as the first attempt, and only its unprocessed requests are sent again
         :return: None
         :raises DDBBatchWriteException: naming how many requests were left unprocessed
         """
         pending = list(requests)
-        client = self.client
         delays = policy.delays()
         key = {"items": len(pending)}
+        attempt = first_attempt
+        rest: list[Mapping[str, Any]] = []
         while pending:
-            chunk, rest = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
-            failure: BaseException | None = None
-            try:
-                response = client.batch_write_item(RequestItems={self.table_name: chunk})
-                unprocessed = list(response.get("UnprocessedItems", {}).get(self.table_name, []))
-            except Exception as err:
-                if not is_retryable(err):
-                    raise self._batch_error(len(pending), key, err) from err
-                unprocessed, failure = chunk, err
-            pending = unprocessed + rest
-            if len(unprocessed) < len(chunk):  # progress: the next stall backs off from the start again
+            if attempt is None:
+                chunk, rest = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
+                attempt = self.send_chunk(chunk, len(pending), key)
+            pending = attempt.unprocessed + rest
+            if len(attempt.unprocessed) < attempt.sent:  # progress: the next stall backs off from the start again
                 delays = policy.delays()
-            if unprocessed:
+            if attempt.unprocessed:
                 delay = next(delays, None)
                 if delay is None:
-                    raise self._batch_error(len(pending), key, failure) from failure
+                    raise self._batch_error(len(pending), key, attempt.failure) from attempt.failure
                 if on_retry is not None:
-                    on_retry(len(unprocessed))
+                    on_retry(len(attempt.unprocessed))
                 time.sleep(delay)
+            attempt = None
+
+    def send_chunk(
+        self, chunk: Sequence[Mapping[str, Any]], unwritten: int | None = None, key: Mapping[str, Any] | None = None
+    ) -> BatchAttempt:
+        """Send one BatchWriteItem request of at most 25 write requests, once.
+
+        :param chunk: Sequence[Mapping[str, Any]] = the write requests
+        :param unwritten: Optional[int] = requests the caller has left in all, for the error message (len(chunk))
+        :param key: Optional[Mapping[str, Any]] = what the error names (the number of requests)
+        :return: BatchAttempt = the requests left unprocessed; all of them, with the failure, after a transient error
+        :raises DDBBatchWriteException: chained from a permanent error (one that a retry would not cure)
+        """
+        try:
+            response = self.client.batch_write_item(RequestItems={self.table_name: list(chunk)})
+        except Exception as err:
+            if not is_retryable(err):
+                count = len(chunk) if unwritten is None else unwritten
+                raise self._batch_error(count, key or {"items": count}, err) from err
+            return BatchAttempt(len(chunk), list(chunk), err)
+        return BatchAttempt(len(chunk), list(response.get("UnprocessedItems", {}).get(self.table_name, [])))
 
     def _batch_error(self, unwritten: int, key: Mapping[str, Any], err: BaseException | None) -> DDBBatchWriteException:
         base = self.error(DDBBatchWriteException, f"batch write ({unwritten} items unwritten)", key, err)

@@ -135,7 +135,7 @@ def encode_feature(feature: Mapping[str, Any]) -> bytes:
     :raises TypeError: when the feature is not a mapping, or holds a value JSON cannot represent (an object, a
         non-string key, an integer beyond 64 bits)
     """
-    if not isinstance(feature, Mapping):
+    if not isinstance(feature, (dict, Mapping)):  # dict first: a cheap check for the usual case
         raise TypeError(f"a feature must be a mapping, got {type(feature).__name__}")
     try:
         data = orjson.dumps(feature, default=_default, option=_DUMPS_OPTIONS)

@@ -39,9 +39,10 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pynamodb.attributes import BinaryAttribute, ListAttribute
 
@@ -122,18 +123,22 @@ class KeyTooLongError(ValueError):
 # -- writing -------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One feature of a call, encoded.
+class Entry(NamedTuple):
+    """One feature of a call, encoded (a named tuple: built once per feature, it is cheap to make).
 
     :param data: bytes = its canonical JSON
     :param index: int = its position in the call (for error messages)
-    :param span: str = its tile key span, ``<min_x>:<max_x>:<min_y>:<max_y>`` (the classic items' ``tile_id``)
+    :param span: str = its tile key span, ``<min_x>:<max_x>:<min_y>:<max_y>`` (the classic items' ``tile_id``;
+        empty for the compact format, which does not store it)
     """
 
     data: bytes
     index: int
     span: str
+
+
+_BY_DATA = operator.attrgetter("data")
+_BY_SPAN_AND_DATA = operator.attrgetter("span", "data")
 
 
 def tile_id(row: int, col: int, width: int, height: int) -> str:
@@ -238,7 +243,7 @@ def plan_items(
     if write_format not in WRITE_FORMATS:
         raise ValueError(f"write format must be one of {WRITE_FORMATS}, got {write_format!r}")
     classic = write_format == CLASSIC
-    ordered = sorted(entries, key=lambda entry: (entry.span, entry.data) if classic else (entry.data,))
+    ordered = sorted(entries, key=_BY_SPAN_AND_DATA if classic else _BY_DATA)
     longest_hash = f"{image_id}-{hash_salt}"
     if source is None:
         range_template = "f" * (2 * _DIGEST_SIZE) + f"#{_MAX_PART}"

@@ -39,6 +39,7 @@ from model_runner.common.typing import ImageDimensions, ImageRegion
 
 from . import feature_codec as codec
 from . import feature_stream
+from .coalescing import BATCH_LIMIT, BatchCoalescer
 from .ddb_helper import DDBHelper, DDBItem
 from .exceptions import AddFeaturesException, ConfigurationError, DDBBatchWriteException, GetFeaturesException
 from .feature_layout import (
@@ -66,6 +67,7 @@ __all__ = [
     "CLASSIC",
     "COMPACT",
     "DEFAULT_READ_WORKERS",
+    "DEFAULT_WRITE_CONCURRENCY",
     "FEATURE_AGGREGATION",
     "FEATURE_STORAGE",
     "MAX_HASH_KEY_BYTES",
@@ -87,6 +89,9 @@ FEATURE_AGGREGATION = "FeatureAggregation"
 
 #: Threads that query shards in parallel, at most (and never more than the model's connection pool).
 DEFAULT_READ_WORKERS = 16
+
+#: Shared first requests of add_features calls in flight at once, by default.
+DEFAULT_WRITE_CONCURRENCY = 1
 
 #: The environment variable read (at construction) when no write_format is given.
 WRITE_FORMAT_ENV_VAR = "FEATURE_WRITE_FORMAT"
@@ -129,6 +134,12 @@ def _tile_id(tile: ImageRegion) -> str:
     return tile_id(*values)
 
 
+def _item_key(request: Mapping[str, Any]) -> tuple[str, str]:
+    """Return the key of a feature item's put request: (hash key, range key)."""
+    item = request["PutRequest"]["Item"]
+    return str(item[HASH]["S"]), str(item[RANGE]["S"])
+
+
 def _text_stream(fp: Any) -> bool:
     """Tell whether a file takes str (True) or bytes (False).
 
@@ -169,11 +180,14 @@ class FeatureTable(DDBHelper):
     :param write_format: Optional[str] = ``compact`` (compressed items) or ``classic`` (lists of GeoJSON strings, read
         by classic workers); when None, the environment variable FEATURE_WRITE_FORMAT, read now, else ``compact``.
         Reading accepts both whatever the setting.
+    :param write_concurrency: Optional[int] = shared first requests of add_features calls in flight at once (2 when
+        None): a call that finds them all busy waits for one to end, then goes out with the calls that waited with it,
+        up to 25 items per request (see :mod:`~model_runner.database.coalescing`); a lone call never waits
     :param kwargs: Any = connection options of :class:`~model_runner.database.ddb_helper.DDBHelper` (host, region,
         max_pool_connections, retry_policy, expire_days: the same as the job table's, so that features never expire
         before their job); retry_policy bounds every request of the table, batch writes included
     :raises ValueError: when a stride (tile size minus overlap) is not positive, an overlap is negative, or
-        hash_salt or read_workers is below 1
+        hash_salt, read_workers or write_concurrency is below 1
     :raises ConfigurationError: when the write format is neither ``compact`` nor ``classic``
     """
 
@@ -190,6 +204,7 @@ class FeatureTable(DDBHelper):
         hash_salt: int | None = None,
         read_workers: int | None = None,
         write_format: str | None = None,
+        write_concurrency: int | None = None,
         **kwargs: Any,
     ) -> None:
         width, height = (int(v) for v in tile_size)
@@ -198,8 +213,11 @@ class FeatureTable(DDBHelper):
             raise ValueError(f"tile size {tile_size} and overlap {overlap} leave no positive stride")
         salt = self.hash_salt if hash_salt is None else int(hash_salt)
         workers = DEFAULT_READ_WORKERS if read_workers is None else int(read_workers)
-        if salt < 1 or workers < 1:
-            raise ValueError(f"hash_salt ({salt}) and read_workers ({workers}) must be at least 1")
+        concurrency = DEFAULT_WRITE_CONCURRENCY if write_concurrency is None else int(write_concurrency)
+        if salt < 1 or workers < 1 or concurrency < 1:
+            raise ValueError(
+                f"hash_salt ({salt}), read_workers ({workers}) and write_concurrency ({concurrency}) must be at least 1"
+            )
         chosen = write_format if write_format is not None else os.environ.get(WRITE_FORMAT_ENV_VAR) or COMPACT
         chosen = chosen.strip().lower()
         if chosen not in WRITE_FORMATS:
@@ -211,13 +229,15 @@ class FeatureTable(DDBHelper):
         self.hash_salt = salt
         self.read_workers = max(1, min(workers, salt, self.settings.max_pool_connections))
         self.write_format: str = chosen
+        self._coalescer = BatchCoalescer(self.send_chunk, _item_key, concurrency)
 
     # -- tile keys -------------------------------------------------------------------------------------------------
 
-    def _locate(self, feature: Any) -> tuple[str, str]:
+    def _locate(self, feature: Any, span: bool = True) -> tuple[str, str]:
         """Return the image id of a feature and the span of tiles its image bounds cover.
 
         :param feature: Any = a GeoJSON feature
+        :param span: bool = compute the span (else only validate the geometry and return an empty span)
         :return: Tuple[str, str] = (image id, ``"<min_x>:<max_x>:<min_y>:<max_y>"`` tile indices)
         :raises ValueError: when the feature has no usable image geometry or image id
         """
@@ -232,6 +252,8 @@ class FeatureTable(DDBHelper):
         image_id = feature["properties"].get("image_id")
         if not isinstance(image_id, str) or not image_id:
             raise ValueError(f"{_feature_name(feature)}: properties.image_id must be a non-empty string")
+        if not span:
+            return image_id, ""
         min_x, min_y, max_x, max_y = bounds
         stride_x = self.tile_size[0] - self.overlap[0]
         stride_y = self.tile_size[1] - self.overlap[1]
@@ -343,6 +365,9 @@ class FeatureTable(DDBHelper):
     def _put_items(self, items: list[dict[str, Any]], action: str) -> None:
         """Send built items with the one batch writer, under the table's retry policy.
 
+        A call of at most 25 items shares its first request with concurrent calls (:mod:`~.coalescing`); the items
+        that request leaves unwritten are sent again here, under the policy, that request counted as the first attempt.
+
         :param items: List[Dict[str, Any]] = items as DynamoDB attribute values; nothing is sent when empty
         :param action: str = what the caller does, for the error message
         :return: None
@@ -350,8 +375,10 @@ class FeatureTable(DDBHelper):
         """
         if not items:
             return
+        requests = [{"PutRequest": {"Item": item}} for item in items]
         try:
-            self.send_batch([{"PutRequest": {"Item": item}} for item in items], self.retry_policy)
+            first = self._coalescer.first_attempt(requests) if len(requests) <= BATCH_LIMIT else None
+            self.send_batch(requests, self.retry_policy, first_attempt=first)
         except DDBBatchWriteException as err:
             detail = f"{action} ({err.unprocessed} of {len(items)} items unwritten)"
             raise self.error(AddFeaturesException, detail, {"items": len(items)}, err) from err
@@ -371,9 +398,10 @@ class FeatureTable(DDBHelper):
             except ValueError as err:
                 raise self.error(AddFeaturesException, "add features", {"source_tile": repr(source_tile)}, err) from err
         images: dict[str, list[Entry]] = {}
+        spans = self.write_format == CLASSIC  # only classic items store the span
         for index, feature in enumerate(features):
             try:
-                image_id, span = self._locate(feature)
+                image_id, span = self._locate(feature, spans)
                 data = codec.encode_feature(feature)
             except (ValueError, TypeError) as err:
                 key = {"feature": index, "name": _feature_name(feature)}

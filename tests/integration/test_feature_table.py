@@ -9,6 +9,7 @@ import io
 import json
 import random
 import threading
+import time
 import tracemalloc
 import uuid
 from collections import Counter
@@ -770,9 +771,9 @@ def test_the_features_of_many_tiles_are_stored_in_a_few_requests_each_tile_exact
     sent: list[int] = []
     original = feature_table.send_batch
 
-    def counting(requests: Any, policy: Any, on_retry: Any = None) -> None:
+    def counting(requests: Any, policy: Any, on_retry: Any = None, **kwargs: Any) -> None:
         sent.append(len(requests))
-        original(requests, policy, on_retry)
+        original(requests, policy, on_retry, **kwargs)
 
     feature_table.send_batch = counting  # type: ignore[method-assign]
     feature_table.add_features_of_tiles(per_tile.items())
@@ -796,3 +797,39 @@ def test_many_tiles_with_one_bad_feature_write_nothing(feature_table: FeatureTab
     with pytest.raises(AddFeaturesException):
         feature_table.add_features_of_tiles([(((0, -1), (512, 512)), [box_feature("img-many-bad", "x", [1, 1, 2, 2])])])
     assert scan(feature_table) == []
+
+
+# -- concurrent calls share requests ---------------------------------------------------------------------------------
+
+
+def test_concurrent_tile_writes_share_requests_and_every_tile_reads_back_once(
+    feature_table: FeatureTable, dynamodb_local_endpoint: str
+) -> None:
+    """8 threads store one tile per call; while a request is in flight the other calls queue and share the next."""
+    table = FeatureTable(feature_table.table_name, (512, 512), (32, 32), host=dynamodb_local_endpoint)
+    sent: list[int] = []
+    real_send = table.send_chunk
+
+    def slow_send(chunk: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(len(chunk))
+        time.sleep(0.02)  # a DynamoDB farther away than DynamoDB Local
+        return real_send(chunk, *args, **kwargs)
+
+    table._coalescer._send = slow_send
+    rng = random.Random(17)
+    image_id = "img-shared"
+    grid = tiles(160)
+    per_tile = {tile: [detection(image_id, tile, n, rng) for n in range(rng.randint(1, 30))] for tile in grid}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda tile: table.add_features(per_tile[tile], source_tile=tile), grid))
+
+    assert max(sent) > 1 and len(sent) < len(grid) / 2  # far fewer requests than calls
+    assert sum(sent) == len(grid)  # one item per tile, each sent once
+    written = by_id([feature for features in per_tile.values() for feature in features])
+    assert by_id(feature_table.get_features(image_id)) == written
+
+
+def test_write_concurrency_is_checked(dynamodb_local_endpoint: str) -> None:
+    with pytest.raises(ValueError, match="write_concurrency"):
+        FeatureTable("features", write_concurrency=0, host=dynamodb_local_endpoint)
+    assert FeatureTable("features", write_concurrency=3, host=dynamodb_local_endpoint)._coalescer.concurrency == 3
