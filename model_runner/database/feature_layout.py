@@ -127,13 +127,13 @@ class Entry(NamedTuple):
     """One feature of a call, encoded (a named tuple: built once per feature, it is cheap to make).
 
     :param data: bytes = its canonical JSON
-    :param index: int = its position in the call (for error messages)
+    :param position: int = its position in the call (for error messages)
     :param span: str = its tile key span, ``<min_x>:<max_x>:<min_y>:<max_y>`` (the classic items' ``tile_id``;
         empty for the compact format, which does not store it)
     """
 
     data: bytes
-    index: int
+    position: int
     span: str
 
 
@@ -169,7 +169,7 @@ def _split_compact(entries: Sequence[Entry], budget: int, overhead: int) -> list
     if len(payload) <= budget:
         return [(entries, payload)]
     if len(entries) == 1:
-        raise codec.FeatureTooLargeError(entries[0].index, overhead + len(payload), overhead + budget)
+        raise codec.FeatureTooLargeError(entries[0].position, overhead + len(payload), overhead + budget)
     runs = min(len(entries), max(2, math.ceil(len(payload) / (budget * 0.9))))
     total = sum(len(entry.data) + 1 for entry in entries)
     cuts = [0]
@@ -203,7 +203,7 @@ def _split_classic(entries: Sequence[Entry], budget: int, overhead: int) -> list
     for position, entry in enumerate(entries):
         cost = 1 + len(entry.data)
         if 3 + cost > budget:
-            raise codec.FeatureTooLargeError(entry.index, overhead + 3 + cost, overhead + budget)
+            raise codec.FeatureTooLargeError(entry.position, overhead + 3 + cost, overhead + budget)
         if size + cost > budget:
             parts.append((entries[start:position], [e.data.decode("utf-8") for e in entries[start:position]]))
             start, size = position, 3

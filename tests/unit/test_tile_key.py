@@ -172,3 +172,54 @@ def test_every_feature_lands_in_a_key_whose_tiles_cover_its_bounds(
         if lap <= stride and first > 0:
             # the first tile is the first that contains the low coordinate (with overlaps up to a stride)
             assert (first - 1) * stride + size <= low
+
+
+# -- the fast path of bounds_imcoords agrees with the full check -------------------------------------------------------
+
+_ANY_COORDINATE = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.integers(min_value=-5000, max_value=5000),
+    st.booleans(),
+    st.text(max_size=3),
+    st.none(),
+)
+
+
+def _reference_bounds(value: Any) -> tuple[float, ...] | str:
+    """What bounds_imcoords must give: four finite real numbers (no booleans), min <= max, as floats; else refused."""
+    import math
+    import numbers
+
+    if not isinstance(value, (list, tuple)) or len(value) != 4:
+        return "refused"
+    numbers_: list[float] = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, numbers.Real):
+            return "refused"
+        try:
+            number = float(item)
+        except OverflowError:
+            return "refused"
+        if not math.isfinite(number):
+            return "refused"
+        numbers_.append(number)
+    minx, miny, maxx, maxy = numbers_
+    return "refused" if minx > maxx or miny > maxy else (minx, miny, maxx, maxy)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_ANY_COORDINATE, min_size=3, max_size=5), st.booleans())
+def test_bounds_imcoords_accepts_exactly_four_finite_ordered_numbers(value: list[Any], as_tuple: bool) -> None:
+    from model_runner.common.feature_utils import get_feature_image_bounds
+
+    given_value: Any = tuple(value) if as_tuple else value
+    feature = {"type": "Feature", "id": "f", "properties": {"bounds_imcoords": given_value}}
+    expected = _reference_bounds(given_value)
+    try:
+        bounds = get_feature_image_bounds(feature)
+    except ValueError:
+        assert expected == "refused"
+    else:
+        assert bounds == expected
+        assert bounds is not None and all(type(v) is float for v in bounds)
