@@ -91,7 +91,7 @@ FEATURE_AGGREGATION = "FeatureAggregation"
 DEFAULT_READ_WORKERS = 16
 
 #: Shared first requests of add_features calls in flight at once, by default.
-DEFAULT_WRITE_CONCURRENCY = 1
+DEFAULT_WRITE_CONCURRENCY = 2
 
 #: The environment variable read (at construction) when no write_format is given.
 WRITE_FORMAT_ENV_VAR = "FEATURE_WRITE_FORMAT"

@@ -203,3 +203,29 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError):
         coalescer.first_attempt([put(str(n)) for n in range(26)])
     assert coalescer.first_attempt([]) == BatchAttempt(0)
+
+
+def test_a_queued_call_waits_for_the_request_in_flight_and_no_longer() -> None:
+    """The documented bound: a call that finds every slot busy waits for one request's time (per 25 items ahead)."""
+    send = Recorder()
+    coalescer = BatchCoalescer(send, key_of, concurrency=1)
+    slow_first = threading.Event()
+
+    def send_first_slowly(chunk: list[Mapping[str, Any]]) -> BatchAttempt:
+        if not slow_first.is_set():
+            slow_first.set()
+            time.sleep(0.5)  # the request in flight when the others arrive
+        return send(chunk)
+
+    coalescer._send = send_first_slowly
+    finished: list[float] = []
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        started = time.monotonic()
+        pool.submit(coalescer.first_attempt, [put("first")])
+        assert slow_first.wait(5)
+        futures = [pool.submit(coalescer.first_attempt, [put(f"q{n}")]) for n in range(10)]
+        for future in futures:
+            assert future.result(5) == BatchAttempt(1, [], None)
+            finished.append(time.monotonic() - started)
+    assert max(finished) < 0.5 + 0.4  # the slow request, then one shared request of the 10 queued calls
+    assert len(send.sent) == 2
