@@ -4,12 +4,14 @@ Workers store features from many threads at once, one small call per tile, and e
 BatchWriteItem request of one item. The client's CPU per request (signing, HTTP, parsing: about 0.6 ms in botocore)
 then bounds the throughput. :class:`BatchCoalescer` lets concurrent calls share requests:
 
-* at most ``concurrency`` shared requests are in flight at once;
-* a call that finds a free slot sends at once: its own requests first, then those of the calls waiting, 25 at most
+* one shared request is in flight at a time, and up to ``concurrency`` while a full request's worth (25) waits;
+* a call that finds the way free sends at once: its own requests first, then those of the calls waiting, 25 at most
   and never two with the same key (DynamoDB refuses a batch that repeats a key);
-* a call that finds every slot taken queues its requests and waits; the next call to get a slot takes them along.
+* a call that finds a request in flight (and fewer than 25 requests waiting) queues its requests and waits; when the
+  request ends, the oldest waiting call sends its own and those queued after it.
 
-So a lone call is never delayed, and under load one request carries the items of many calls. Only the *first attempt*
+So a lone call is never delayed, under load one request carries the items of many calls, and a backlog of full
+requests goes out in parallel. Only the *first attempt*
 is shared. Each call gets back the outcome of the requests that carried its items (:class:`BatchAttempt`): the items
 left unprocessed or failed by a transient fault are sent again by the call itself, under its own retry policy, the
 shared request counted as its first attempt. A permanent error of a request that carried other calls' items is charged
@@ -73,7 +75,8 @@ class BatchCoalescer:
     :param send: Callable[[List[Mapping[str, Any]]], BatchAttempt] = sends one request of at most 25 write requests
         and returns its outcome; raises for a permanent error
     :param key: Callable[[Mapping[str, Any]], Hashable] = the item key of a write request (no two in one batch)
-    :param concurrency: int = shared requests in flight at once, at most (at least 1)
+    :param concurrency: int = shared requests in flight at once, at most (at least 1); more than one only while 25
+        requests wait
     :raises ValueError: when concurrency is below 1
     """
 
@@ -81,7 +84,7 @@ class BatchCoalescer:
         self,
         send: Callable[[list[Mapping[str, Any]]], BatchAttempt],
         key: Callable[[Mapping[str, Any]], Hashable],
-        concurrency: int = 2,
+        concurrency: int = 4,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -113,9 +116,11 @@ class BatchCoalescer:
             self._queue.extend(_Entry(ticket, request, self._key(request)) for request in requests)
             ticket.queued = len(requests)
             while ticket.unresolved:
-                if ticket.queued and self._in_flight < self.concurrency:
+                if ticket.queued and self._may_send():
                     self._in_flight += 1
                     batch = self._take(ticket)
+                    if self._queue and self._may_send():  # a backlog: the next waiting call may go too
+                        self._queue[0].ticket.wake.notify()
                     self._lock.release()
                     try:
                         self._carry(ticket, batch)
@@ -126,6 +131,12 @@ class BatchCoalescer:
         if ticket.alone:
             return None
         return BatchAttempt(len(requests), ticket.unprocessed, ticket.failure)
+
+    def _may_send(self) -> bool:
+        """Tell whether a queued call may send a request now (lock held): none in flight, or a full one waiting."""
+        if self._in_flight == 0:
+            return True
+        return self._in_flight < self.concurrency and len(self._queue) >= BATCH_LIMIT
 
     def _take(self, ticket: _Ticket) -> list[_Entry]:
         """Take a batch from the queue (lock held): the ticket's own requests first, then the oldest others."""

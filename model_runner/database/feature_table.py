@@ -90,8 +90,9 @@ FEATURE_AGGREGATION = "FeatureAggregation"
 #: Threads that query shards in parallel, at most (and never more than the model's connection pool).
 DEFAULT_READ_WORKERS = 16
 
-#: Shared first requests of add_features calls in flight at once, by default.
-DEFAULT_WRITE_CONCURRENCY = 2
+#: Shared first requests of add_features calls in flight at once, at most, by default (more than one only while 25 items
+#: wait to go out).
+DEFAULT_WRITE_CONCURRENCY = 4
 
 #: The environment variable read (at construction) when no write_format is given.
 WRITE_FORMAT_ENV_VAR = "FEATURE_WRITE_FORMAT"
@@ -180,9 +181,10 @@ class FeatureTable(DDBHelper):
     :param write_format: Optional[str] = ``compact`` (compressed items) or ``classic`` (lists of GeoJSON strings, read
         by classic workers); when None, the environment variable FEATURE_WRITE_FORMAT, read now, else ``compact``.
         Reading accepts both whatever the setting.
-    :param write_concurrency: Optional[int] = shared first requests of add_features calls in flight at once (2 when
-        None): a call that finds them all busy waits for one to end, then goes out with the calls that waited with it,
-        up to 25 items per request (see :mod:`~model_runner.database.coalescing`); a lone call never waits
+    :param write_concurrency: Optional[int] = shared first requests of add_features calls in flight at once, at most
+        (4 when None); more than one only while 25 items wait. A call that finds a request in flight waits for it to
+        end, then goes out with the calls that waited with it, up to 25 items per request (see
+        :mod:`~model_runner.database.coalescing`); a lone call never waits
     :param kwargs: Any = connection options of :class:`~model_runner.database.ddb_helper.DDBHelper` (host, region,
         max_pool_connections, retry_policy, expire_days: the same as the job table's, so that features never expire
         before their job); retry_policy bounds every request of the table, batch writes included

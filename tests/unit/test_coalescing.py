@@ -229,3 +229,24 @@ def test_a_queued_call_waits_for_the_request_in_flight_and_no_longer() -> None:
             finished.append(time.monotonic() - started)
     assert max(finished) < 0.5 + 0.4  # the slow request, then one shared request of the 10 queued calls
     assert len(send.sent) == 2
+
+
+def test_a_second_request_goes_out_only_when_a_full_one_waits() -> None:
+    send = Recorder()
+    send.release.clear()  # every request hangs until released
+    coalescer = BatchCoalescer(send, key_of, concurrency=4)
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        futures = [pool.submit(coalescer.first_attempt, [put("first")])]
+        wait_until(lambda: len(send.sent) == 1)
+        futures += [pool.submit(coalescer.first_attempt, [put(f"a{n}")]) for n in range(10)]
+        wait_until(lambda: len(coalescer._queue) == 10)
+        time.sleep(0.1)
+        assert len(send.sent) == 1  # 10 items waiting: they wait for the request in flight
+        futures += [pool.submit(coalescer.first_attempt, [put(f"b{n}")]) for n in range(20)]
+        wait_until(lambda: len(send.sent) == 2)  # 30 waiting: a full request goes out beside the first
+        assert len(send.sent[1]) == 25 and send.max_in_flight == 2
+        send.release.set()
+        assert all(future.result(5) is not None for future in futures)
+    assert sorted(key for request in send.sent for key in request) == sorted(
+        ["first", *(f"a{n}" for n in range(10)), *(f"b{n}" for n in range(20))]
+    )
