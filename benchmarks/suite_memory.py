@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -63,6 +65,11 @@ class Measurement:
     seconds: float = 0.0
     #: Samples taken.
     samples: int = 0
+    #: CPU seconds (user + system) of the command and the descendants it waited for: the work done, whatever else
+    #: ran on the machine.
+    cpu_seconds: float = 0.0
+    #: The machine's 1-minute load average at the start and at the end (other work slows the run down).
+    load_average: tuple[float, float] = (0.0, 0.0)
     #: The highest PSS sum of the tree.
     peak_pss_mib: float = 0.0
     #: The RSS sum of the sample with the highest PSS sum.
@@ -192,6 +199,8 @@ def measure(
     :return: Measurement = the figures
     """
     measurement = Measurement(command=list(command), started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+    load_before = os.getloadavg()[0]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     assert process.stdout is not None
@@ -223,6 +232,10 @@ def measure(
     ended = time.monotonic()
     echo.join(timeout=5)
     measurement.returncode = process.returncode
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
+    measurement.cpu_seconds = round(cpu, 1)
+    measurement.load_average = (round(load_before, 2), round(os.getloadavg()[0], 2))
     measurement.seconds = round(ended - started, 1)
     if measurement.summaries:
         measurement.exit_after_summary_seconds = round(ended - started - measurement.summaries[-1][0], 1)
@@ -237,7 +250,9 @@ def report(measurement: Measurement) -> str:
     """
     lines = [
         f"command: {' '.join(measurement.command)} (exit status {measurement.returncode})",
-        f"started {measurement.started}, ran {measurement.seconds:.1f} s, {measurement.samples} samples",
+        f"started {measurement.started}, ran {measurement.seconds:.1f} s ({measurement.cpu_seconds:.1f} CPU seconds;"
+        f" load average {measurement.load_average[0]:.2f} before, {measurement.load_average[1]:.2f} after),"
+        f" {measurement.samples} samples",
         f"peak PSS of the process tree: {measurement.peak_pss_mib:,.0f} MiB"
         f" ({measurement.peak_pss_mib / 1024:.2f} GiB) at {measurement.peak_at_seconds:.0f} s;"
         f" RSS sum then {measurement.rss_at_peak_mib:,.0f} MiB; highest RSS sum {measurement.peak_rss_mib:,.0f} MiB",
