@@ -2,7 +2,9 @@
 
 Each measurement runs in a fresh interpreter (``python -m benchmarks.binding N``) so that nothing else the benchmarks
 allocated counts: it binds one table (the shared client is built), then N table names of each of the four
-repositories, and reports the growth of the resident set. Binding opens no connection, so no endpoint is needed.
+repositories, and reports the growth of the resident set; then it binds one table on :data:`ENDPOINTS` other
+endpoints (one botocore client each) and reports what a client adds. Binding opens no connection, so no endpoint is
+needed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 TABLE_NAMES = 300
 #: ... this many MiB.
 ADDED_MIB_MAX = 100.0
+#: Endpoints bound to measure what one more botocore client costs.
+ENDPOINTS = 20
 
 
 def _rss_mib() -> float:
@@ -30,7 +34,8 @@ def measure(table_names: int) -> dict[str, Any]:
     """Bind ``table_names`` names of each repository in this process and return what it cost.
 
     :param table_names: int = table names per repository
-    :return: Dict[str, Any] = ``added_mib``, ``clients`` and ``bound_models`` (the cache's sizes), ``repositories``
+    :return: Dict[str, Any] = ``added_mib``, ``clients`` and ``bound_models`` (the cache's sizes), ``repositories``,
+        ``mib_per_client`` (what one more endpoint's client adds)
     """
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
@@ -46,12 +51,20 @@ def measure(table_names: int) -> dict[str, Any]:
             kept.append(repository(f"bench-binding-{n:04d}", **where))  # held, as a long-lived process would
     gc.collect()
     added = _rss_mib() - before
+    cache = cache_info()
+    before_endpoints = _rss_mib()
+    for n in range(ENDPOINTS):  # a client each: the clients share botocore's parsed service model
+        kept.append(JobTable("bench-binding-endpoint", host=f"http://127.0.0.1:{10 + n}", region="us-east-1"))
+    gc.collect()
+    per_client = (_rss_mib() - before_endpoints) / ENDPOINTS
     return {
         "table_names": table_names,
-        "repositories": len(kept) - 1,
+        "repositories": len(kept) - 1 - ENDPOINTS,
         "added_mib": round(added, 1),
-        "distinct_clients": len({id(repository.client) for repository in kept}),
-        **cache_info(),
+        "distinct_clients": len({id(repository.client) for repository in kept[: len(kept) - ENDPOINTS]}),
+        "endpoints": ENDPOINTS,
+        "mib_per_client": round(per_client, 2),
+        **cache,
     }
 
 

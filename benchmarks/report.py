@@ -172,7 +172,8 @@ def _binding_memory(binding: dict[str, Any]) -> dict[str, Any]:
         f"< {limit}",
         binding["added_mib"],
         binding["added_mib"] < limit,
-        f"{binding['distinct_clients']} botocore client(s); cache holds {binding['bound_models']} classes",
+        f"{binding['distinct_clients']} botocore client(s); cache holds {binding['bound_models']} classes;"
+        f" a client of another endpoint adds {binding.get('mib_per_client', '?')} MiB",
     )
 
 

@@ -8,7 +8,7 @@ field names.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from model_runner.api.errors import RequestValidationError
@@ -170,12 +170,17 @@ def request_fields(message: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     return fields
 
 
-def rename_error(err: RequestValidationError) -> RequestValidationError:
+def rename_error(err: RequestValidationError, given: Collection[str] = ()) -> RequestValidationError:
     """Return the error of a refused request field, renamed after the message key the field came from.
 
+    A default overlap refused next to a tile size the message gives names the tile size: the message has no overlap
+    key to name.
+
     :param err: RequestValidationError = the error raised by ImageRequest, naming our field
+    :param given: Collection[str] = the request fields the message gave (the others took their defaults)
     :return: RequestValidationError = the same problem, naming the message key
     """
-    key = FIELD_KEYS.get(err.field, err.field)
     reason = err.message.split(": ", 1)[1] if ": " in err.message else err.message
-    return _fail(key, reason)
+    if err.field == "tile_overlap" and "tile_overlap" not in given and "tile_size" in given:
+        return _fail(FIELD_KEYS["tile_size"], f"{reason} (the default overlap): give a larger tile size or an overlap")
+    return _fail(FIELD_KEYS.get(err.field, err.field), reason)

@@ -110,4 +110,4 @@ class ImageRequest:
         try:
             return cls(**fields)
         except RequestValidationError as err:
-            raise external.rename_error(err) from err
+            raise external.rename_error(err, given=fields) from err

@@ -3,10 +3,14 @@ while a demo job runs, table values shown as text, an unknown job and an outage 
 
 from __future__ import annotations
 
+import inspect
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -203,3 +207,32 @@ def test_an_outage_shows_as_a_message_and_the_server_keeps_serving(page: Any, aw
 
     assert banner is not None and banner.startswith("Cannot list jobs: DynamoDB could not be read")
     assert again is not None and again.status == 200
+
+
+def _selected(marker_expression: str) -> set[str]:
+    """Names of this module's tests that ``-m marker_expression`` selects (collection only, in a fresh pytest)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "--collect-only", "-q", "-m", marker_expression],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {line.split("::", 1)[1] for line in done.stdout.splitlines() if "::" in line}
+
+
+def test_make_test_runs_every_page_test_in_the_page_phase_and_no_other() -> None:
+    # make test runs -m "not browser" beside the xdist workers and -m browser alone: a page test left unmarked would
+    # start Chromium beside the workers (and the 2 GB bound would not hold); the two phases together run every test
+    page_tests = {
+        name
+        for name, function in globals().items()
+        if name.startswith("test_") and {"page", "browser"} & set(inspect.signature(function).parameters)
+    }
+    in_page_phase = _selected("browser")
+    in_parallel_phase = _selected("not browser")
+    assert len(page_tests) == 4
+    assert in_page_phase == page_tests
+    assert in_parallel_phase == {"test_make_test_runs_every_page_test_in_the_page_phase_and_no_other"}

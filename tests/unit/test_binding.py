@@ -100,6 +100,28 @@ def test_the_caches_are_bounded_and_dropped_classes_are_freed(monkeypatch: pytes
     assert sum(ref() is not None for ref in refs) <= 20
 
 
+def test_the_cache_keeps_no_more_clients_alive_than_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a class bound with a client that left the cache used to keep it alive: 40 endpoints kept 40 clients (~10 MB each)
+    monkeypatch.setattr(binding, "MAX_CLIENTS", 3)
+    clients = [
+        weakref.ref(JobTable(f"endpoint-{n}", host=f"http://127.0.0.1:{10 + n}", region="us-east-1").client)
+        for n in range(40)
+    ]
+    gc.collect()
+    assert binding.cache_info()["clients"] == 3
+    assert sum(ref() is not None for ref in clients) == 3
+
+
+def test_clients_of_other_endpoints_share_one_parsed_service_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    # parsing the service model is most of a client's ~10 MB: one copy per process, not per client
+    first = JobTable("model-table", host="http://127.0.0.1:9", region="us-east-1").client
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "another-key")
+    second = JobTable("model-table", host="http://127.0.0.1:8", region="eu-west-1").client
+    assert second is not first
+    assert second.meta.service_model._service_description is first.meta.service_model._service_description
+    assert second._request_signer._credentials.access_key == "another-key"  # credentials are still read afresh
+
+
 def test_a_class_still_held_keeps_working_after_it_left_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(binding, "MAX_BOUND_MODELS", 1)
     held = JobTable("held-table", **WHERE)

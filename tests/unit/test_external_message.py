@@ -98,6 +98,16 @@ def test_a_bad_key_is_named(change: dict[str, Any], field: str) -> None:
     assert field in str(caught.value)
 
 
+def test_a_tile_size_below_the_default_overlap_names_the_tile_size() -> None:
+    # found by the generated messages below: the error named imageProcessorTileOverlap, a key the message lacks
+    message = {key: value for key, value in BASE.items() if key != "imageProcessorTileOverlap"}
+    message["imageProcessorTileSize"] = 1
+    with pytest.raises(RequestValidationError) as caught:
+        ImageRequest.from_external_message(message)
+    assert caught.value.field == "imageProcessorTileSize"
+    assert "default overlap" in str(caught.value)
+
+
 @pytest.mark.parametrize("message", ["not json", "[1, 2]", b"42", 17])
 def test_a_message_that_is_no_json_object_is_refused(message: Any) -> None:
     with pytest.raises(RequestValidationError) as caught:
