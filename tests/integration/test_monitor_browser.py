@@ -26,7 +26,7 @@ from model_runner.database import (
     RetryPolicy,
     TableNames,
 )
-from model_runner.demo.driver import JobReport, run_job
+from model_runner.demo.driver import JobReport, Progress, run_job
 from model_runner.monitor import MonitorData, serving
 from model_runner.testing.browser import BrowserUnavailable, headless_chromium
 from model_runner.testing.dynamodb_local import free_port
@@ -72,6 +72,14 @@ def test_the_job_page_refreshes_itself_while_the_demo_runs(
     endpoint = dynamodb_local_endpoint
     result: dict[str, Any] = {}
 
+    regions_seen = [-1]
+
+    def pace(progress: Progress) -> None:
+        """Hold the worker a moment after each region: on idle cores the demo job ends within one page refresh."""
+        if progress.regions_done != regions_seen[0]:
+            regions_seen[0] = progress.regions_done
+            time.sleep(0.3)
+
     def demo() -> None:
         try:
             result["report"] = run_job(
@@ -87,6 +95,7 @@ def test_the_job_page_refreshes_itself_while_the_demo_runs(
                 features_per_tile=2,
                 failure_rate=0.1,
                 seed=2,
+                progress=pace,
             )
         except BaseException as err:  # reported by the assertion below
             result["error"] = err
