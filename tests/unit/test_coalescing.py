@@ -8,7 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -61,6 +61,21 @@ def wait_until(condition: Any, timeout: float = 5.0) -> None:
         time.sleep(0.005)
 
 
+def queue_behind_a_request(
+    pool: ThreadPoolExecutor, coalescer: BatchCoalescer, send: Recorder, calls: list[list[dict[str, Any]]]
+) -> tuple[Future[BatchAttempt | None], list[Future[BatchAttempt | None]]]:
+    """Send a request that hangs until ``send.release`` is set, then queue calls behind it.
+
+    :return: the future of the call in flight (one item, ``x``) and those of the queued calls, in order
+    """
+    send.release.clear()
+    blocker = pool.submit(coalescer.first_attempt, [put("x")])
+    wait_until(lambda: len(send.sent) == 1)
+    futures = [pool.submit(coalescer.first_attempt, call) for call in calls]
+    wait_until(lambda: len(coalescer._queue) == sum(len(call) for call in calls))
+    return blocker, futures
+
+
 def test_a_lone_call_goes_out_at_once_alone() -> None:
     send = Recorder()
     coalescer = BatchCoalescer(send, key_of, concurrency=1)
@@ -107,17 +122,13 @@ def test_requests_hold_at_most_25_items_with_distinct_keys_and_each_item_goes_ou
 
 def test_each_call_gets_back_exactly_its_own_unprocessed_items() -> None:
     send = Recorder()
-    send.release.clear()
     send.unprocessed = {"b1", "c0", "c1"}
     coalescer = BatchCoalescer(send, key_of, concurrency=1)
     calls = {name: [put(f"{name}{i}") for i in range(2)] for name in "abc"}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        blocker = pool.submit(coalescer.first_attempt, [put("x")])
-        wait_until(lambda: len(send.sent) == 1)
-        futures = {name: pool.submit(coalescer.first_attempt, call) for name, call in calls.items()}
-        wait_until(lambda: len(coalescer._queue) == 6)
+        blocker, futures = queue_behind_a_request(pool, coalescer, send, list(calls.values()))
         send.release.set()
-        outcomes = {name: future.result(5) for name, future in futures.items()}
+        outcomes = dict(zip(calls, (future.result(5) for future in futures), strict=True))
         assert blocker.result(5) == BatchAttempt(1, [], None)
     assert len(send.sent) == 2
     assert outcomes["a"] == BatchAttempt(2, [], None)
@@ -128,13 +139,9 @@ def test_each_call_gets_back_exactly_its_own_unprocessed_items() -> None:
 
 def test_a_transient_failure_of_a_shared_request_hands_every_call_its_items_and_the_failure() -> None:
     send = Recorder()
-    send.release.clear()
     coalescer = BatchCoalescer(send, key_of, concurrency=1)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        blocker = pool.submit(coalescer.first_attempt, [put("x")])
-        wait_until(lambda: len(send.sent) == 1)
-        futures = [pool.submit(coalescer.first_attempt, [put(f"k{n}")]) for n in range(3)]
-        wait_until(lambda: len(coalescer._queue) == 3)
+        blocker, futures = queue_behind_a_request(pool, coalescer, send, [[put(f"k{n}")] for n in range(3)])
         failure = ConnectionError("reset")
 
         def fail_second(chunk: list[Mapping[str, Any]]) -> BatchAttempt:
@@ -162,13 +169,9 @@ def test_a_permanent_error_is_raised_to_the_only_call_in_its_request() -> None:
 
 def test_a_permanent_error_of_a_shared_request_is_charged_to_no_call() -> None:
     send = Recorder()
-    send.release.clear()
     coalescer = BatchCoalescer(send, key_of, concurrency=1)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        blocker = pool.submit(coalescer.first_attempt, [put("x")])
-        wait_until(lambda: len(send.sent) == 1)
-        futures = [pool.submit(coalescer.first_attempt, [put(f"k{n}")]) for n in range(3)]
-        wait_until(lambda: len(coalescer._queue) == 3)
+        blocker, futures = queue_behind_a_request(pool, coalescer, send, [[put(f"k{n}")] for n in range(3)])
         send.fail_with = ValueError("one bad item")
         send.release.set()
         with pytest.raises(ValueError):
