@@ -186,7 +186,10 @@ class StorageBench:
             "errors": dict(totals.errors),
         }
 
-    def _ours(self, name: str, recorder: RequestRecorder) -> dict[str, Any]:
+    def _timed_writes(
+        self, name: str, recorder: RequestRecorder, store: Callable[[Any, Any], None], tasks: Sequence[Any]
+    ) -> dict[str, Any]:
+        """Time ``store(table, task)`` over the tasks from the writer pool, on a FeatureTable bound to ``name``."""
         from model_runner.database import FeatureTable
 
         table = FeatureTable(
@@ -197,35 +200,25 @@ class StorageBench:
             region=REGION,
             max_pool_connections=max(16, self.config.workers * 2),
         )
-
-        def store(tile: tuple[Any, list[Any]]) -> None:
-            table.add_features(tile[1], source_tile=tile[0])
-
         with recorder.attached(table.client):
-            seconds, cpu = _timed_pool(self.config.workers, store, self.tiles)
+            seconds, cpu = _timed_pool(self.config.workers, lambda task: store(table, task), tasks)
         return {"seconds": round(seconds, 4), "cpu_seconds": round(cpu, 3)}
 
-    def _ours_region(self, name: str, recorder: RequestRecorder) -> dict[str, Any]:
-        from model_runner.database import FeatureTable
+    def _ours(self, name: str, recorder: RequestRecorder) -> dict[str, Any]:
+        def store(table: Any, tile: tuple[Any, list[Any]]) -> None:
+            table.add_features(tile[1], source_tile=tile[0])
 
-        table = FeatureTable(
-            name,
-            self.config.tile_size,
-            self.config.overlap,
-            host=self.config.endpoint_url,
-            region=REGION,
-            max_pool_connections=max(16, self.config.workers * 2),
-        )
+        return self._timed_writes(name, recorder, store, self.tiles)
+
+    def _ours_region(self, name: str, recorder: RequestRecorder) -> dict[str, Any]:
         regions = [
             self.tiles[start : start + TILES_PER_REGION] for start in range(0, len(self.tiles), TILES_PER_REGION)
         ]
 
-        def store(region: Sequence[tuple[Any, list[Any]]]) -> None:
+        def store(table: Any, region: Sequence[tuple[Any, list[Any]]]) -> None:
             table.add_features_of_tiles(region)
 
-        with recorder.attached(table.client):
-            seconds, cpu = _timed_pool(self.config.workers, store, regions)
-        return {"seconds": round(seconds, 4), "cpu_seconds": round(cpu, 3)}
+        return self._timed_writes(name, recorder, store, regions)
 
     def _floor(self, name: str, recorder: RequestRecorder) -> dict[str, Any]:
         if self.recorded is None or self.recorded_table is None:

@@ -28,7 +28,7 @@ from .attributes import deserialize_value as deserialize_value  # re-exported: t
 from .attributes import serialize_value as serialize_value  # re-exported: the classic import path
 from .attributes import to_native
 from .binding import TableSettings, bind_model
-from .coalescing import BatchAttempt
+from .coalescing import BATCH_LIMIT, BatchAttempt
 from .exceptions import (
     CONDITION_FAILED,
     DatabaseError,
@@ -43,7 +43,7 @@ T = TypeVar("T")
 E = TypeVar("E", bound=DatabaseError)
 
 #: DynamoDB's limit of items in one BatchWriteItem request.
-BATCH_SIZE = 25
+BATCH_SIZE = BATCH_LIMIT
 
 
 def now_millis() -> int:
