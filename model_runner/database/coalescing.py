@@ -50,10 +50,9 @@ class BatchAttempt:
 class _Ticket:
     """One call's requests while they wait for, or ride in, shared requests (guarded by the coalescer's lock)."""
 
-    __slots__ = ("alone", "failure", "queued", "requests", "unprocessed", "unresolved", "wake")
+    __slots__ = ("alone", "failure", "queued", "unprocessed", "unresolved", "wake")
 
     def __init__(self, requests: Sequence[Mapping[str, Any]], lock: threading.Lock) -> None:
-        self.requests = requests
         self.wake = threading.Condition(lock)
         self.unresolved = len(requests)
         self.queued = 0
