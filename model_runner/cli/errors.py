@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from model_runner.database import DatabaseError
 from model_runner.database.exceptions import error_code
+from model_runner.database.retry import UNREACHABLE_ERROR_NAMES
 
 from .context import is_local
 
@@ -26,18 +27,7 @@ EXIT_INTERRUPTED = 130
 #: What to do when no region is configured (a command line hint: options and variables, no Python arguments).
 NO_REGION_MESSAGE = "no AWS region configured: pass --region, set AWS_REGION, or set region in the AWS profile"
 #: botocore's names of the errors of an endpoint that cannot be reached.
-UNREACHABLE_CODES = frozenset(
-    {
-        "EndpointConnectionError",
-        "ConnectTimeoutError",
-        "ConnectionClosedError",
-        "ConnectionError",
-        "ReadTimeoutError",
-        "HTTPClientError",
-        "ProxyConnectionError",
-        "SSLError",
-    }
-)
+UNREACHABLE_CODES = UNREACHABLE_ERROR_NAMES
 CREDENTIAL_CODES = frozenset(
     {
         "NoCredentialsError",

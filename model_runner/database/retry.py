@@ -68,6 +68,21 @@ RETRYABLE_CODES = THROTTLING_CODES | frozenset(
 #: (throttling).
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
+#: botocore's names of the errors of an endpoint that cannot be reached (the classes and, by name, their subclasses),
+#: which is how the command line and the demo tell "no DynamoDB there" from other failures.
+UNREACHABLE_ERROR_NAMES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ConnectionClosedError",
+        "ConnectionError",
+        "ReadTimeoutError",
+        "HTTPClientError",
+        "ProxyConnectionError",
+        "SSLError",
+    }
+)
+
 #: Exceptions of the HTTP layer botocore's standard mode retries, matched with ``isinstance`` so that every subclass
 #: counts (SSLError, EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError under ConnectionError;
 #: ReadTimeoutError, ConnectionClosedError, ResponseStreamingError under HTTPClientError), plus the CRC32 mismatch of a

@@ -27,6 +27,7 @@ from model_runner.api import ImageRequest
 from model_runner.common.files import atomic_output
 from model_runner.common.typing import ImageRegion, RequestStatus, TileState
 from model_runner.database import DatabaseError, FeatureTable, JobItem, JobTable, RegionRequestItem
+from model_runner.database.retry import UNREACHABLE_ERROR_NAMES
 
 from .capacity import CapacitySummary
 from .plan import JobPlan, JobSpec, Progress, ProgressCallback, tile_key
@@ -65,21 +66,6 @@ class _Stopped(Exception):
     """The run was stopped: a thread leaves its work (and gives back what it holds)."""
 
 
-#: botocore's names of the errors of an endpoint that cannot be reached (its classes and their subclasses).
-_UNREACHABLE_NAMES = frozenset(
-    {
-        "EndpointConnectionError",
-        "ConnectTimeoutError",
-        "ConnectionClosedError",
-        "ConnectionError",
-        "ReadTimeoutError",
-        "HTTPClientError",
-        "ProxyConnectionError",
-        "SSLError",
-    }
-)
-
-
 def unreachable_code(err: BaseException) -> str | None:
     """Return botocore's name of the connection error behind an exception, None for any other failure.
 
@@ -94,7 +80,7 @@ def unreachable_code(err: BaseException) -> str | None:
         if current is None:
             return None
         for klass in type(current).__mro__:
-            if klass.__name__ in _UNREACHABLE_NAMES and klass.__module__.startswith(("botocore", "urllib3")):
+            if klass.__name__ in UNREACHABLE_ERROR_NAMES and klass.__module__.startswith(("botocore", "urllib3")):
                 return type(current).__name__
         current = getattr(current, "cause", None) or current.__cause__ or current.__context__
     return None
